@@ -1,0 +1,45 @@
+"""The backend contract: requests in, `Generation` records out, budget forcing by `BudgetPolicy`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from s1.budget import BudgetPolicy
+from s1.formats import ReasoningFormat
+from s1.records import Generation
+
+
+@dataclass(frozen=True)
+class Request:
+    """One prompt to generate for.
+
+    Give `messages` (a string is the user turn) to build the prompt with the model's chat template,
+    or `prompt` for raw, already formatted text (the thinking opener is appended if missing).
+    `policy`, when set, overrides the batch policy for this request. `sample_index` separates
+    samples of one prompt and, with a seed, picks the sample's random stream.
+    """
+
+    id: str
+    messages: list[dict[str, Any]] | str | None = None
+    prompt: str | None = None
+    system: str | None = None
+    sample_index: int = 0
+    policy: BudgetPolicy | None = None
+    setting: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError(f"request {self.id!r}: give exactly one of messages or prompt")
+        if isinstance(self.sample_index, bool) or not isinstance(self.sample_index, int) or self.sample_index < 0:
+            raise ValueError(f"request {self.id!r}: sample_index must be an integer >= 0")
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Anything that turns requests into generations under a budget policy."""
+
+    name: str
+    format: ReasoningFormat
+
+    def generate(self, requests: list[Request], policy: BudgetPolicy | None = None) -> list[Generation]: ...
