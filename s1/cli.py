@@ -1,0 +1,186 @@
+"""The `s1` command. Subcommands map to the package's modules; this file only parses and prints."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.text import Text
+
+from s1.budget import AUTO, MIN_THINKING_MODES, BudgetPolicy, PolicyError, SamplingSettings
+from s1.formats import PRESETS
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Test-time scaling for reasoning models: budget forcing, evaluation, curation, SFT.")
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+SEGMENT_STYLES = {"think": "", "ignore": "bold yellow", "close": "bold cyan", "cap": "bold red",
+                  "answer": "green", "stop": "dim"}
+
+
+def fail(message: str) -> None:
+    """Exit with a clear message (status 2, as for bad usage)."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def parse_budget(value: str) -> int | str:
+    if value == AUTO:
+        return AUTO
+    try:
+        return int(value)
+    except ValueError:
+        raise typer.BadParameter(f"must be an integer >= 0 or 'auto', got {value!r}") from None
+
+
+def read_prompts_file(path: Path) -> list[dict]:
+    """JSONL: one object per line with `prompt` (raw text), `messages` (chat) or `question` (user turn);
+    `id` optional. Every bad line is reported by number."""
+    from s1.backends.base import Request
+
+    if not path.is_file():
+        fail(f"--prompts-file not found: {path}")
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            fail(f"{path}:{n}: not valid JSON ({exc.msg})")
+        if not isinstance(row, dict):
+            fail(f"{path}:{n}: each line must be a JSON object")
+        rid = str(row.get("id", f"{path.stem}-{n}"))
+        keys = [k for k in ("prompt", "messages", "question") if k in row]
+        if len(keys) != 1:
+            fail(f"{path}:{n}: give exactly one of 'prompt', 'messages' or 'question'")
+        key = keys[0]
+        if key == "prompt":
+            out.append(Request(rid, prompt=str(row["prompt"])))
+        else:
+            out.append(Request(rid, messages=row[key], system=row.get("system")))
+    if not out:
+        fail(f"--prompts-file {path} holds no prompts")
+    return out
+
+
+def show(gen) -> None:
+    body = Text()
+    for seg in gen.segments:
+        label = "" if seg.kind in ("think", "answer", "stop") else f"[{seg.kind}]"
+        if seg.kind == "stop":
+            continue
+        body.append(label, style="dim")
+        body.append(seg.text, style=SEGMENT_STYLES.get(seg.kind, ""))
+    stats = (f"thinking {gen.thinking_tokens} sampled + {gen.thinking_forced_tokens} forced "
+             f"(budget {gen.thinking_budget}{', cap hit' if gen.cap_hit else ''}) · ignores {gen.ignores_applied} · "
+             f"answer {gen.answer_tokens} sampled + {gen.answer_forced_tokens} forced · {gen.finish_reason} · "
+             f"{gen.wall_time_s:.1f}s")
+    if gen.error:
+        console.print(Panel(Text(gen.error, style="red"), title=f"{gen.prompt_id}: failed", border_style="red"))
+        return
+    console.print(Panel(body, title=gen.prompt_id))
+    console.print(Text(stats, style="dim"))
+    console.print(Text("answer: ", style="bold") + Text(gen.answer or "(none)", style="green"))
+
+
+@app.command()
+def generate(
+    prompt: Annotated[list[str] | None, typer.Option("--prompt", "-p", help="A question (repeatable).")] = None,
+    prompts_file: Annotated[Path | None, typer.Option(help="JSONL with prompt / messages / question per line.")] = None,
+    model: Annotated[str | None, typer.Option(help="Hub id, dir, .gguf or smollm2 (default: tiny model).")] = None,
+    gguf_file: Annotated[str | None, typer.Option(help="GGUF file name inside --model.")] = None,
+    format: Annotated[str, typer.Option(help=f"Reasoning format: auto, {', '.join(PRESETS)}.")] = "auto",
+    max_thinking_tokens: Annotated[str, typer.Option(help="Thinking cap in tokens, or 'auto'.")] = AUTO,
+    min_thinking_tokens: Annotated[int, typer.Option(help="Minimum thinking tokens.")] = 0,
+    min_thinking_mode: Annotated[str, typer.Option(help="Below the minimum: suppress | wait.")] = "suppress",
+    num_ignore: Annotated[int, typer.Option(help="Times to replace a natural end of thinking.")] = 0,
+    ignore_str: Annotated[list[str] | None, typer.Option(help="Ignore string (repeatable: cycles).")] = None,
+    max_answer_tokens: Annotated[int, typer.Option(help="Answer cap in tokens.")] = 1024,
+    temperature: Annotated[float, typer.Option(help="Thinking temperature (0 = greedy).")] = 0.0,
+    top_p: Annotated[float, typer.Option(help="Thinking top-p.")] = 1.0,
+    top_k: Annotated[int, typer.Option(help="Thinking top-k (0 = off).")] = 0,
+    answer_temperature: Annotated[float | None, typer.Option(help="Answer temperature (default: thinking's).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for sampling.")] = None,
+    samples: Annotated[int, typer.Option(help="Samples per prompt.")] = 1,
+    system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
+    raw_prompt: Annotated[bool, typer.Option(help="Use --prompt as raw text, no chat template.")] = False,
+    mode: Annotated[str, typer.Option(help="auto | single (one pass) | multi (rounds).")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Sequences per batch.")] = 16,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N, mps.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16.")] = "auto",
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON record per line on stdout.")] = False,
+) -> None:
+    """Generate with budget forcing: cap, extend (num-ignore) or floor the thinking."""
+    from s1.backends.base import Request
+
+    if (prompt is None) == (prompts_file is None):
+        fail("give --prompt (repeatable) or --prompts-file, not both and not neither")
+    if min_thinking_mode not in MIN_THINKING_MODES:
+        fail(f"--min-thinking-mode must be one of {', '.join(MIN_THINKING_MODES)}, got {min_thinking_mode!r}")
+    if samples < 1:
+        fail(f"--samples must be >= 1, got {samples}")
+    try:
+        think = SamplingSettings(temperature=temperature, top_p=top_p, top_k=top_k, seed=seed)
+        answer = None if answer_temperature is None else SamplingSettings(
+            temperature=answer_temperature, top_p=top_p, top_k=top_k, seed=seed)
+        policy = BudgetPolicy(
+            max_thinking_tokens=parse_budget(max_thinking_tokens), min_thinking_tokens=min_thinking_tokens,
+            min_thinking_mode=min_thinking_mode, num_ignore=num_ignore,
+            ignore_strings=tuple(ignore_str) if ignore_str else None, max_answer_tokens=max_answer_tokens,
+            thinking=think, answer=answer,
+        )
+    except (PolicyError, typer.BadParameter) as exc:
+        fail(str(exc))
+
+    if prompts_file is not None:
+        base = read_prompts_file(prompts_file)
+    else:
+        base = [Request(f"prompt-{i}", prompt=p) if raw_prompt else Request(f"prompt-{i}", messages=p, system=system)
+                for i, p in enumerate(prompt or [])]
+    requests = [Request(r.id, messages=r.messages, prompt=r.prompt, system=r.system, sample_index=k)
+                for r in base for k in range(samples)]
+
+    from s1.backends import load_backend
+
+    _quiet_transformers()
+    try:
+        with err.status("loading model...") if not json_out else nullcontext():
+            backend = load_backend(model, gguf_file=gguf_file, device=device, dtype=dtype, format=format,
+                                   mode=mode, batch_size=batch_size)
+    except (ValueError, PolicyError) as exc:
+        fail(str(exc))
+    gens = backend.generate(requests, policy)
+    failed = 0
+    for g in gens:
+        failed += g.error is not None
+        if json_out:
+            sys.stdout.write(g.to_json() + "\n")
+        else:
+            show(g)
+    if failed:
+        err.print(f"[red]{failed} of {len(gens)} generations failed[/]")
+        raise typer.Exit(1)
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+@app.callback()
+def main() -> None:
+    """s1: simple test-time scaling."""
+
+
+if __name__ == "__main__":
+    app()
