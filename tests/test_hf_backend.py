@@ -131,3 +131,12 @@ def test_bad_backend_options_are_refused(tiny_model, tiny_tok):
         HFBackend(tiny_model, tiny_tok, format="s1", mode="fast")
     with pytest.raises(ValueError, match="batch_size"):
         HFBackend(tiny_model, tiny_tok, format="s1", batch_size=0)
+
+
+def test_one_row_rounds_reuse_the_kv_cache_and_still_match_the_single_pass(stopper_model, tiny_tok):
+    policy = BudgetPolicy(max_thinking_tokens=60, num_ignore=3, max_answer_tokens=6)
+    single = HFBackend(stopper_model, tiny_tok, format="s1", mode="single").generate(reqs(), policy)
+    rounds = HFBackend(stopper_model, tiny_tok, format="s1", mode="multi", batch_size=1)
+    multi = rounds.generate(reqs(), policy)
+    assert [g.token_ids for g in multi] == [g.token_ids for g in single]
+    assert rounds.reused_cache_tokens > 0  # later rounds prefilled only what was appended

@@ -96,3 +96,13 @@ def test_auto_format_refuses_a_plain_chat_model(smollm2):
 
 def _kinds(g):
     return [s.kind for s in g.segments for _ in range(s.tokens)]
+
+
+def test_s1m_rounds_with_kv_cache_reuse_match_batched_rounds(smollm2):
+    model, tok = smollm2
+    policy = BudgetPolicy(max_thinking_tokens=60, num_ignore=2, max_answer_tokens=6)
+    batched = HFBackend(model, tok, format="s1m").generate(reqs(), policy)
+    one = HFBackend(model, tok, format="s1m", batch_size=1)
+    alone = one.generate(reqs(), policy)
+    assert [g.token_ids for g in alone] == [g.token_ids for g in batched]
+    assert one.reused_cache_tokens > 0

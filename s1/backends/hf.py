@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
+from transformers import (
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+    StoppingCriteriaList,
+    StopStringCriteria,
+)
 
 from s1.backends.base import Request
 from s1.backends.sampling import RowSampler, pick_rows
@@ -43,6 +49,8 @@ class _Seq:
     budget: int
     emitted: list[int] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
+    cache: Any = None  # KV cache from this sequence's last round (multi-round, one row at a time)
+    cache_ids: list[int] = field(default_factory=list)
 
     @property
     def sampler(self) -> RowSampler:
@@ -137,6 +145,8 @@ class HFBackend:
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else min(self.binding.eos_ids)
         self._tokens_cache: dict[tuple[str, ...] | None, Any] = {}
+        self._stop_criteria: StopStringCriteria | None = None
+        self.reused_cache_tokens = 0  # prefill tokens saved by KV-cache reuse across rounds
 
     @classmethod
     def from_pretrained(cls, model: str, *, gguf_file: str | None = None, device: str = "auto",
@@ -215,18 +225,39 @@ class HFBackend:
             mask[row, width - len(ctx):] = 1
         return ids.to(self.device), mask.to(self.device)
 
-    def _run(self, contexts: list[list[int]], processor: LogitsProcessor, max_new: int,
-             eos: set[int], stop_strings: tuple[str, ...] = ()) -> torch.Tensor:
+    def _run(self, contexts: list[list[int]], processor: LogitsProcessor, max_new: int, eos: set[int],
+             stop_strings: bool = False, owner: _Seq | None = None) -> list[list[int]]:
+        """One `generate` call over left-padded contexts; returns each row's new tokens.
+
+        A round of one sequence (`owner`) continues from that sequence's KV cache (cropped to the prefix it
+        shares with the new context, since a stop token may have been replaced), so later rounds
+        prefill only what was appended. Batched rounds re-prefill: left padding shifts each row.
+        """
         ids, mask = self._batch(contexts)
+        reuse = owner is not None
         config = GenerationConfig(
             do_sample=False, max_new_tokens=max(1, max_new), eos_token_id=sorted(eos),
-            pad_token_id=self.pad_id, temperature=None, top_p=None, top_k=None,
-            stop_strings=list(stop_strings) or None,
+            pad_token_id=self.pad_id, temperature=None, top_p=None, top_k=None, return_dict_in_generate=reuse,
         )
-        kwargs = {"tokenizer": self.tokenizer} if stop_strings else {}
+        kwargs: dict[str, Any] = {}
+        if stop_strings:
+            if self._stop_criteria is None:  # its vocabulary tables are costly: build them once
+                self._stop_criteria = StopStringCriteria(self.tokenizer, list(self.binding.stop_strings))
+            kwargs["stopping_criteria"] = StoppingCriteriaList([self._stop_criteria])
+        if owner is not None and owner.cache is not None:
+            keep = min(_common_prefix(owner.cache_ids, contexts[0]), len(contexts[0]) - 1)
+            drop = owner.cache.get_seq_length() - keep
+            if drop > 0:
+                owner.cache.crop(-drop)
+            kwargs["past_key_values"] = owner.cache
+            self.reused_cache_tokens += keep
         out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
                                   logits_processor=LogitsProcessorList([processor]), **kwargs)
-        return out[:, ids.shape[1]:].tolist()
+        sequences = out.sequences if reuse else out
+        if owner is not None:
+            owner.cache = out.past_key_values
+            owner.cache_ids = sequences[0, : owner.cache.get_seq_length()].tolist()
+        return sequences[:, ids.shape[1]:].tolist()
 
     # -- single pass ---------------------------------------------------------------------------
     def _single_pass(self, seqs: list[_Seq]) -> None:
@@ -271,7 +302,7 @@ class HFBackend:
         end = seqs[0].machine.tokens.end_token
         proc = RoundLogitsProcessor([s.think_sampler for s in seqs], banned, quotas, end, self.vocab_limit)
         outs = self._run([s.context for s in seqs], proc, max(quotas), triggers | {end},
-                         self.binding.stop_strings)
+                         stop_strings=bool(self.binding.stop_strings), owner=_only(seqs))
         for s, new, quota in zip(seqs, outs, quotas, strict=True):
             self._absorb_thinking(s, new[:quota])  # past its quota a row only got end tokens
 
@@ -299,7 +330,7 @@ class HFBackend:
         end = seqs[0].machine.tokens.end_token
         proc = RoundLogitsProcessor([s.answer_sampler for s in seqs], [frozenset()] * len(seqs), quotas, end,
                                     self.vocab_limit)
-        outs = self._run([s.context for s in seqs], proc, max(quotas), stops)
+        outs = self._run([s.context for s in seqs], proc, max(quotas), stops, owner=_only(seqs))
         for s, new, quota in zip(seqs, outs, quotas, strict=True):
             for t in new[:quota]:  # at the quota the next loop's take_forced() ends it as "length"
                 s.emitted.append(s.machine.feed(t))
@@ -328,8 +359,18 @@ class HFBackend:
         )
 
 
-def _has(tokens: list[int], ids: set[int] | frozenset[int]) -> bool:
-    return any(t in ids for t in tokens)
+def _only(seqs: list[_Seq]) -> _Seq | None:
+    """The sequence of a one-row round (whose KV cache can carry over), else None."""
+    return seqs[0] if len(seqs) == 1 else None
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def _find_stop(text: str, stop_strings: tuple[str, ...]) -> int | None:
