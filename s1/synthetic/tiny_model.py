@@ -1,0 +1,144 @@
+"""The embedded tiny reasoning model: its tokenizer, architecture, training data and recipe.
+
+A few-million-parameter Qwen2 trained from scratch on CPU, on synthetic s1-style traces (step-by-step
+work, some with a slip that a `Wait` re-check catches), in the `s1` format. Small enough to ship as
+package data; real enough that budget forcing shows test-time scaling on the `synthetic` task.
+`s1 train --preset tiny` reruns this recipe and reproduces the weights (deterministic given the seed).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from s1.formats import PRESETS
+from s1.synthetic.generation import generate
+from s1.synthetic.item import SyntheticItem
+
+FORMAT = PRESETS["s1"]
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# ChatML whose generation prompt opens s1 thinking, so `--format auto` finds `s1`.
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n<|im_start|>think\\n' }}{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class TinyRecipe:
+    """Everything that decides the tiny model; the same recipe and seed give the same weights."""
+
+    seed: int = 0
+    train_items: int = 24000
+    difficulties: tuple[int, ...] = (1, 2, 3)
+    recheck_prob: float = 0.35
+    confirm_prob: float = 0.1
+    vocab_size: int = 384
+    hidden_size: int = 256
+    layers: int = 4
+    heads: int = 8
+    kv_heads: int = 4
+    intermediate_size: int = 768
+    max_positions: int = 1024
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def training_items(recipe: TinyRecipe) -> list[SyntheticItem]:
+    """The curated training pool: every family, the recipe's difficulties, train split only."""
+    per_level = recipe.train_items // len(recipe.difficulties)
+    items: list[SyntheticItem] = []
+    for level in recipe.difficulties:
+        items += generate(None, per_level, seed=recipe.seed * 1000 + level, split="train", difficulty=level,
+                          recheck_prob=recipe.recheck_prob, confirm_prob=recipe.confirm_prob)
+    random.Random(recipe.seed).shuffle(items)
+    return items
+
+
+def answer_text(item: SyntheticItem) -> str:
+    """The answer part after thinking; `Final Answer:` as the s1 cap string forces it."""
+    return f"Final Answer: {item.answer}"
+
+
+def build_tokenizer(corpus: list[str], vocab_size: int) -> Any:
+    """Byte-level BPE with every digit its own token (arithmetic is done digit by digit)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(corpus, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                   additional_special_tokens=SPECIAL_TOKENS[1:], model_max_length=1024)
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def build_model(tokenizer: Any, recipe: TinyRecipe) -> Any:
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(recipe.seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=recipe.hidden_size, intermediate_size=recipe.intermediate_size,
+        num_hidden_layers=recipe.layers, num_attention_heads=recipe.heads, num_key_value_heads=recipe.kv_heads,
+        max_position_embeddings=recipe.max_positions, tie_word_embeddings=True, rope_theta=10000.0,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
+    )
+    model = Qwen2ForCausalLM(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def train_tiny(output_dir: str | Path, recipe: TinyRecipe | None = None, max_steps: int | None = None,
+               preset_overrides: dict[str, Any] | None = None, log: Any = print) -> dict[str, Any]:
+    """Train the tiny reasoning model from scratch and save it (weights, tokenizer, recipe, losses)."""
+    import torch
+    from transformers import set_seed
+
+    from s1.train.presets import get_preset
+    from s1.train.sft import to_prompt_completion, train_sft
+
+    recipe = recipe or TinyRecipe()
+    preset = get_preset("tiny").replace(seed=recipe.seed, **(preset_overrides or {}))
+    set_seed(recipe.seed, deterministic=True)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    items = training_items(recipe)
+    corpus = [f"{it.question}\n{it.thinking}\n{answer_text(it)}" for it in items[:4000]]
+    tokenizer = build_tokenizer(corpus, recipe.vocab_size)
+    model = build_model(tokenizer, recipe)
+    log(f"tiny model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
+        f"{len(items)} training items, vocab {len(tokenizer)}")
+    rows = [to_prompt_completion({"question": it.question, "thinking": it.thinking, "answer": answer_text(it)},
+                                 tokenizer, FORMAT) for it in items]
+    out = Path(output_dir)
+    result = train_sft(model, tokenizer, rows, preset, str(out / "_trainer"), max_steps=max_steps)
+    log(f"trained {result.steps} steps in {result.train_seconds:.0f}s; loss {result.losses[0]:.3f} -> "
+        f"{result.losses[-1]:.3f}; {result.truncated} examples over the block size")
+    model = model.to(torch.float32).eval()
+    model.generation_config.do_sample = False
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    summary = {"recipe": recipe.to_dict(), "preset": asdict(preset), "steps": result.steps,
+               "train_seconds": round(result.train_seconds, 1), "losses": result.losses,
+               "truncated": result.truncated, "examples": result.examples}
+    (out / "s1_recipe.json").write_text(json.dumps(summary, indent=2))
+    _remove_tree(out / "_trainer")
+    return summary
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
