@@ -170,11 +170,41 @@ def generate(
         raise typer.Exit(1)
 
 
+@app.command()
+def train(
+    preset: Annotated[str, typer.Option(help="Training preset; 'tiny' retrains the embedded model.")] = "tiny",
+    output: Annotated[Path, typer.Option(help="Where to save the trained model.")] = Path("tiny-reasoner"),
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimizer steps.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for data, initialisation and order.")] = 0,
+) -> None:
+    """Train a model. `--preset tiny` reproduces the embedded tiny reasoning model from scratch on CPU."""
+    if preset != "tiny":
+        fail(f"preset {preset!r} cannot be trained from the command line yet; allowed: tiny")
+    if max_steps is not None and max_steps < 1:
+        fail(f"--max-steps must be >= 1, got {max_steps}")
+    if seed < 0:
+        fail(f"--seed must be >= 0, got {seed}")
+    _quiet_transformers()
+    from dataclasses import replace
+
+    from s1.synthetic.tiny_model import TinyRecipe, train_tiny
+
+    summary = train_tiny(output, replace(TinyRecipe(), seed=seed), max_steps=max_steps,
+                         log=lambda m: console.print(m, highlight=False))
+    console.print(f"saved to {output} ({summary['steps']} steps, {summary['train_seconds']}s)")
+
+
 def _quiet_transformers() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    try:
+        import datasets
+
+        datasets.disable_progress_bars()
+    except ImportError:
+        pass
 
 
 @app.callback()

@@ -102,7 +102,8 @@ def build_model(tokenizer: Any, recipe: TinyRecipe) -> Any:
 
 
 def train_tiny(output_dir: str | Path, recipe: TinyRecipe | None = None, max_steps: int | None = None,
-               preset_overrides: dict[str, Any] | None = None, log: Any = print) -> dict[str, Any]:
+               preset_overrides: dict[str, Any] | None = None, log: Any = print,
+               logging_steps: int = 10) -> dict[str, Any]:
     """Train the tiny reasoning model from scratch and save it (weights, tokenizer, recipe, losses)."""
     import torch
     from transformers import set_seed
@@ -123,7 +124,8 @@ def train_tiny(output_dir: str | Path, recipe: TinyRecipe | None = None, max_ste
     rows = [to_prompt_completion({"question": it.question, "thinking": it.thinking, "answer": answer_text(it)},
                                  tokenizer, FORMAT) for it in items]
     out = Path(output_dir)
-    result = train_sft(model, tokenizer, rows, preset, str(out / "_trainer"), max_steps=max_steps)
+    result = train_sft(model, tokenizer, rows, preset, str(out / "_trainer"), max_steps=max_steps,
+                       logging_steps=logging_steps)
     log(f"trained {result.steps} steps in {result.train_seconds:.0f}s; loss {result.losses[0]:.3f} -> "
         f"{result.losses[-1]:.3f}; {result.truncated} examples over the block size")
     model = model.to(torch.float32).eval()

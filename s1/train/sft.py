@@ -62,12 +62,12 @@ def train_sft(model: Any, tokenizer: Any, rows: list[dict[str, str]], preset: SF
         num_train_epochs=preset.epochs,
         max_steps=max_steps if max_steps is not None else preset.max_steps,
         lr_scheduler_type=preset.lr_scheduler,
-        warmup_ratio=preset.warmup_ratio,
+        warmup_steps=preset.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
         weight_decay=preset.weight_decay,
         adam_beta1=preset.adam_beta1,
         adam_beta2=preset.adam_beta2,
         bf16=preset.bf16 and not use_cpu,
-        gradient_checkpointing=preset.gradient_checkpointing,
+        activation_checkpointing=preset.gradient_checkpointing,
         completion_only_loss=True,
         packing=False,
         logging_steps=logging_steps,
@@ -77,6 +77,8 @@ def train_sft(model: Any, tokenizer: Any, rows: list[dict[str, str]], preset: SF
         data_seed=preset.seed,
         use_cpu=use_cpu,
         dataloader_num_workers=0,
+        # batches of similar lengths waste little on padding (matters on CPU)
+        train_sampling_strategy="group_by_length",
         disable_tqdm=True,
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)

@@ -1,0 +1,65 @@
+"""The tiny reasoning model recipe (end to end at a toy size) and the held-out benchmark set."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from s1.backends.base import Request
+from s1.budget import BudgetPolicy
+from s1.synthetic.benchmark import heldout_items, score
+from s1.synthetic.generation import split_of
+from s1.synthetic.tiny_model import TinyRecipe, train_tiny, training_items
+
+TOY_PRESET = {"global_batch_size": 8, "per_device_batch_size": 8, "learning_rate": 1e-2}
+TOY = TinyRecipe(train_items=96, difficulties=(1,), vocab_size=300, hidden_size=32, layers=1, heads=2, kv_heads=1,
+                 intermediate_size=64, max_positions=512)
+
+
+@pytest.fixture(scope="module")
+def toy_model(tmp_path_factory):
+    out = tmp_path_factory.mktemp("toy-tiny")
+    summary = train_tiny(out, TOY, max_steps=12, preset_overrides=TOY_PRESET,
+                         log=lambda m: None, logging_steps=2)
+    return out, summary
+
+
+def test_recipe_trains_with_falling_loss_and_saves_a_loadable_model(toy_model):
+    out, summary = toy_model
+    losses = summary["losses"]
+    assert summary["steps"] == 12 and len(losses) >= 2
+    assert losses[-1] < losses[0] * 0.8
+    assert json.loads((out / "s1_recipe.json").read_text())["recipe"] == json.loads(json.dumps(TOY.to_dict()))
+    from s1.backends import load_backend
+
+    backend = load_backend(str(out), device="cpu")  # format auto: the chat template opens s1 thinking
+    assert backend.format.name == "s1" and backend.single_pass
+    g = backend.generate([Request("q", messages="What is 12 + 34?")], BudgetPolicy(max_thinking_tokens=10,
+                                                                                   max_answer_tokens=4))[0]
+    assert g.error is None and g.thinking_tokens <= 10 and g.prompt.endswith("<|im_start|>think\n")
+
+
+def test_the_recipe_is_deterministic(toy_model, tmp_path):
+    out, summary = toy_model
+    again = train_tiny(tmp_path / "again", TOY, max_steps=12,
+                       preset_overrides=TOY_PRESET, log=lambda m: None,
+                       logging_steps=2)
+    assert again["losses"] == summary["losses"]
+    assert (tmp_path / "again" / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
+
+
+def test_heldout_benchmark_items_never_appear_in_training_data():
+    train_questions = {it.question for it in training_items(TinyRecipe())}
+    held = heldout_items(400)
+    assert len(held) == 400 and len({it.id for it in held}) == 400
+    assert not train_questions & {it.question for it in held}
+    assert all(split_of(it.family, it.question) == "heldout" for it in held)
+    assert {it.family for it in held} == {"addition", "multiplication", "count_letter", "sort", "arith_chain"}
+
+
+def test_benchmark_scoring_needs_the_answer_after_thinking():
+    item = heldout_items(1)[0]
+    assert score(item, f"Final Answer: {item.answer}")
+    assert not score(item, "")
+    assert not score(item, "Final Answer: not a number")
