@@ -40,6 +40,26 @@ def test_recipe_trains_with_falling_loss_and_saves_a_loadable_model(toy_model):
     assert g.error is None and g.thinking_tokens <= 10 and g.prompt.endswith("<|im_start|>think\n")
 
 
+def test_the_saved_tokenizer_reloads_exactly_as_it_was_trained(toy_model):
+    """transformers may swap in a model-specific tokenizer class on load; the tiny model must come back
+    with the very tokenization it was trained on."""
+    from transformers import AutoTokenizer
+
+    from s1.synthetic import generate
+    from s1.synthetic.tiny_model import answer_text, build_tokenizer
+
+    out, _ = toy_model
+    items = training_items(TOY)
+    trained = build_tokenizer([f"{it.question}\n{it.thinking}\n{answer_text(it)}" for it in items], TOY.vocab_size)
+    loaded = AutoTokenizer.from_pretrained(out)
+    for it in generate(None, 20, seed=5, split="heldout", difficulty=1):
+        text = f"<|im_start|>user\n{it.question}<|im_end|>\n<|im_start|>think\n{it.thinking}"
+        ids = loaded.encode(text, add_special_tokens=False)
+        assert ids == trained.encode(text, add_special_tokens=False)
+        assert loaded.decode(ids) == text
+    assert "4" in loaded.convert_ids_to_tokens(loaded.encode("1234", add_special_tokens=False))
+
+
 def test_the_recipe_is_deterministic(toy_model, tmp_path):
     out, summary = toy_model
     again = train_tiny(tmp_path / "again", TOY, max_steps=12,

@@ -1,6 +1,6 @@
 """The embedded tiny reasoning model: its tokenizer, architecture, training data and recipe.
 
-A few-million-parameter Qwen2 trained from scratch on CPU, on synthetic s1-style traces (step-by-step
+A few-million-parameter Llama-architecture model trained from scratch on CPU, on synthetic s1-style traces (step-by-step
 work, some with a slip that a `Wait` re-check catches), in the `s1` format. Small enough to ship as
 package data; real enough that budget forcing shows test-time scaling on the `synthetic` task.
 `s1 train --preset tiny` reruns this recipe and reproduces the weights (deterministic given the seed).
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from s1.formats import PRESETS
 from s1.synthetic.generation import generate
 from s1.synthetic.item import SyntheticItem
+from s1.synthetic.words import WORDS
 
 FORMAT = PRESETS["s1"]
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -37,11 +39,11 @@ class TinyRecipe:
     recheck_prob: float = 0.35
     confirm_prob: float = 0.1
     vocab_size: int = 384
-    hidden_size: int = 256
+    hidden_size: int = 192
     layers: int = 4
-    heads: int = 8
-    kv_heads: int = 4
-    intermediate_size: int = 768
+    heads: int = 6
+    kv_heads: int = 3
+    intermediate_size: int = 512
     max_positions: int = 1024
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,20 +66,39 @@ def answer_text(item: SyntheticItem) -> str:
     return f"Final Answer: {item.answer}"
 
 
+def template_words(corpus: list[str], max_words: int) -> list[str]:
+    """The trace vocabulary that gets whole-word tokens: the most frequent words of the corpus, minus the
+    words the letter-counting family asks to spell (those must stay letter by letter)."""
+    counts: dict[str, int] = {}
+    for text in corpus:
+        for word in re.findall(r"[A-Za-z]{2,}", text):
+            counts[word] = counts.get(word, 0) + 1
+    spelled = set(WORDS)
+    ranked = sorted((w for w in counts if w not in spelled and w.lower() not in spelled),
+                    key=lambda w: (-counts[w], w))
+    return ranked[:max_words]
+
+
 def build_tokenizer(corpus: list[str], vocab_size: int) -> Any:
-    """Byte-level BPE with every digit its own token (arithmetic is done digit by digit)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    """Characters, plus whole-word tokens for the trace vocabulary.
+
+    Digits and the letters of words to spell are single tokens, so the model copies and computes one
+    symbol at a time (what a tiny transformer learns quickly); frequent template words are one token
+    each, which keeps sequences short.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Digits(individual_digits=True),
-        pre_tokenizers.ByteLevel(add_prefix_space=False),
-    ])
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(corpus, trainer)
+    chars = [chr(c) for c in range(32, 127)] + ["\n", "<unk>"]
+    room = max(0, (vocab_size - len(chars) - len(SPECIAL_TOKENS)) // 2)
+    words = template_words([*corpus, "user assistant think answer"], room)
+    vocab = {t: i for i, t in enumerate([*SPECIAL_TOKENS, *chars, *words, *(" " + w for w in words)])}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    # a word token carries its leading space; anything else is one character
+    pattern = rf" ?\b(?:{alternatives})\b|[\s\S]" if words else r"[\s\S]"
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(pattern), behavior="isolated")
+    tok.decoder = decoders.Fuse()
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                    additional_special_tokens=SPECIAL_TOKENS[1:], model_max_length=1024)
     fast.chat_template = CHAT_TEMPLATE
@@ -85,17 +106,19 @@ def build_tokenizer(corpus: list[str], vocab_size: int) -> Any:
 
 
 def build_model(tokenizer: Any, recipe: TinyRecipe) -> Any:
+    """A Llama-architecture decoder. (Not Qwen2: transformers 5 loads any tokenizer saved beside a
+    Qwen2 config as `Qwen2Tokenizer`, whose built-in pre-tokenizer silently replaces ours.)"""
     import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(recipe.seed)
-    config = Qwen2Config(
+    config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=recipe.hidden_size, intermediate_size=recipe.intermediate_size,
         num_hidden_layers=recipe.layers, num_attention_heads=recipe.heads, num_key_value_heads=recipe.kv_heads,
         max_position_embeddings=recipe.max_positions, tie_word_embeddings=True, rope_theta=10000.0,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
     )
-    model = Qwen2ForCausalLM(config)
+    model = LlamaForCausalLM(config)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model
