@@ -264,7 +264,7 @@ class ForcingMachine:
             self._enqueue(cap, Kind.CAP)
             return self._queue[0]
         if self.phase is Phase.ANSWER and self.answer_tokens >= self.max_answer:
-            self._finish("length")
+            self.finish("length")
             return self.tokens.end_token
         if self.phase is Phase.DONE:
             return self.tokens.end_token
@@ -290,7 +290,7 @@ class ForcingMachine:
             return self.tokens.end_token
         if self.phase is Phase.ANSWER:
             if token in self.tokens.answer_stops:
-                self._finish("stop")
+                self.finish("stop")
             else:
                 self.answer_tokens += 1
                 self.kinds.append(Kind.ANSWER)
@@ -363,7 +363,8 @@ class ForcingMachine:
             self.phase = Phase.ANSWER
         return token
 
-    def _finish(self, reason: str) -> None:
+    def finish(self, reason: str) -> None:
+        """End the generation (an answer stop, the answer budget, or an engine limit)."""
         if self.phase is not Phase.DONE:
             self.phase = Phase.DONE
             self.finish_reason = reason

@@ -140,3 +140,21 @@ def test_one_row_rounds_reuse_the_kv_cache_and_still_match_the_single_pass(stopp
     multi = rounds.generate(reqs(), policy)
     assert [g.token_ids for g in multi] == [g.token_ids for g in single]
     assert rounds.reused_cache_tokens > 0  # later rounds prefilled only what was appended
+
+
+def test_an_engine_failure_in_one_batch_is_recorded_and_the_rest_still_run(tiny_model, tiny_tok, monkeypatch):
+    backend = HFBackend(tiny_model, tiny_tok, format="s1", batch_size=2)
+    real = backend._single_pass
+    calls = []
+
+    def flaky(seqs):
+        calls.append(len(seqs))
+        if len(calls) == 1:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real(seqs)
+
+    monkeypatch.setattr(backend, "_single_pass", flaky)
+    gens = backend.generate(reqs(4), BudgetPolicy(max_thinking_tokens=3, max_answer_tokens=2))
+    assert [g.prompt_id for g in gens] == ["q0", "q1", "q2", "q3"]
+    assert [g.finish_reason for g in gens] == ["error", "error", "length", "length"]
+    assert "out of memory" in gens[0].error and gens[2].error is None

@@ -176,11 +176,19 @@ class HFBackend:
         for start in range(0, len(ready), self.batch_size):
             chunk = ready[start : start + self.batch_size]
             seqs = [s for _, s in chunk]
-            with torch.inference_mode():
-                if self.single_pass:
-                    self._single_pass(seqs)
-                else:
-                    self._multi_round(seqs)
+            try:
+                with torch.inference_mode():
+                    if self.single_pass:
+                        self._single_pass(seqs)
+                    else:
+                        self._multi_round(seqs)
+            except (RuntimeError, MemoryError) as exc:  # engine failure (e.g. out of memory): record, go on
+                for i, seq in chunk:
+                    results[i] = Generation.failed(seq.request.id, f"{type(exc).__name__}: {exc}",
+                                                   sample_index=seq.request.sample_index, prompt=seq.prompt,
+                                                   setting=seq.request.setting or seq.policy.label(),
+                                                   backend=self.name)
+                continue
             for i, seq in chunk:
                 results[i] = self._record(seq)
         return [r for r in results if r is not None]
@@ -270,7 +278,7 @@ class HFBackend:
         self._run([s.prompt_ids for s in seqs], ForcingLogitsProcessor(seqs, self.vocab_limit), max_new, eos)
         for s in seqs:
             if not s.machine.done:  # engine limit reached first; should not happen, never hide it
-                s.machine._finish("length")
+                s.machine.finish("length")
 
     # -- multi round ---------------------------------------------------------------------------
     def _multi_round(self, seqs: list[_Seq]) -> None:
