@@ -34,8 +34,8 @@ class TinyRecipe:
     """Everything that decides the tiny model; the same recipe and seed give the same weights."""
 
     seed: int = 0
-    train_items: int = 24000
-    difficulties: tuple[int, ...] = (1, 2, 3)
+    train_items: int = 16000
+    difficulties: tuple[int, ...] = (1, 2)
     recheck_prob: float = 0.35
     confirm_prob: float = 0.1
     vocab_size: int = 384
@@ -45,9 +45,6 @@ class TinyRecipe:
     kv_heads: int = 3
     intermediate_size: int = 512
     max_positions: int = 1024
-    # Steps on "repeat the question verbatim" before the full traces: copying from the prompt forms in
-    # a few hundred steps on its own, but on the full mix it stalls behind the template.
-    copy_warmup_steps: int = 800
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -150,12 +147,6 @@ def train_tiny(output_dir: str | Path, recipe: TinyRecipe | None = None, max_ste
     rows = [to_prompt_completion({"question": it.question, "thinking": it.thinking, "answer": answer_text(it)},
                                  tokenizer, FORMAT) for it in items]
     out = Path(output_dir)
-    warmup_losses: list[float] = []
-    if recipe.copy_warmup_steps and max_steps is None:
-        warm = [{"prompt": r["prompt"], "completion": it.question + "\n"} for r, it in zip(rows, items, strict=True)]
-        warmup_losses = train_sft(model, tokenizer, warm, preset, str(out / "_trainer"),
-                                  max_steps=recipe.copy_warmup_steps, logging_steps=logging_steps).losses
-        log(f"copy warm-up: {recipe.copy_warmup_steps} steps, loss {warmup_losses[0]:.3f} -> {warmup_losses[-1]:.3f}")
     result = train_sft(model, tokenizer, rows, preset, str(out / "_trainer"), max_steps=max_steps,
                        logging_steps=logging_steps)
     log(f"trained {result.steps} steps in {result.train_seconds:.0f}s; loss {result.losses[0]:.3f} -> "
@@ -166,7 +157,6 @@ def train_tiny(output_dir: str | Path, recipe: TinyRecipe | None = None, max_ste
     tokenizer.save_pretrained(out)
     summary = {"recipe": recipe.to_dict(), "preset": asdict(preset), "steps": result.steps,
                "train_seconds": round(result.train_seconds, 1), "losses": result.losses,
-               "warmup_losses": warmup_losses,
                "truncated": result.truncated, "examples": result.examples}
     (out / "s1_recipe.json").write_text(json.dumps(summary, indent=2))
     _remove_tree(out / "_trainer")

@@ -36,9 +36,9 @@ PRESETS: dict[str, SFTPreset] = {
                     weight_decay=1e-4, adam_beta1=0.9, adam_beta2=0.95, bf16=True, global_batch_size=16,
                     per_device_batch_size=1, block_size=32768, gradient_checkpointing=True),
     # The embedded tiny reasoning model: a few million parameters, trained from scratch on CPU.
-    "tiny": SFTPreset(name="tiny", learning_rate=2e-3, epochs=1, lr_scheduler="cosine", warmup_ratio=0.03,
-                      weight_decay=0.01, adam_beta1=0.9, adam_beta2=0.98, bf16=False, global_batch_size=32,
-                      per_device_batch_size=32, block_size=768),
+    "tiny": SFTPreset(name="tiny", learning_rate=3e-3, epochs=1, lr_scheduler="cosine", warmup_ratio=0.03,
+                      weight_decay=0.01, adam_beta1=0.9, adam_beta2=0.98, bf16=False, global_batch_size=16,
+                      per_device_batch_size=16, block_size=768),
 }
 
 
