@@ -40,14 +40,16 @@ def main() -> None:
     ap.add_argument("--budgets", default="4,16,32,64,128,256,auto")
     ap.add_argument("--num-ignore", default="0,1,2,4")
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--family", default=None, help="one synthetic family (default: all five)")
     args = ap.parse_args()
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     backend = load_backend(args.model, format="s1", device="cpu", batch_size=args.batch_size)
-    items = heldout_items(args.items)
+    items = heldout_items(args.items, family=args.family)
     answer = 16
-    print(f"held-out synthetic items: {len(items)} (families x difficulties 1-2), greedy, max_answer_tokens={answer}")
+    print(f"held-out synthetic items: {len(items)} ({args.family or 'all families'}, difficulties 1-2), greedy, "
+          f"max_answer_tokens={answer}")
     print(f"{'setting':<22} {'accuracy':>9} {'thinking tokens':>16} {'ignores':>8} {'seconds':>8}")
     for b in args.budgets.split(","):
         budget = "auto" if b == "auto" else int(b)

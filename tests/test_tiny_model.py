@@ -83,3 +83,13 @@ def test_benchmark_scoring_needs_the_answer_after_thinking():
     assert score(item, f"Final Answer: {item.answer}")
     assert not score(item, "")
     assert not score(item, "Final Answer: not a number")
+
+
+def test_recipe_can_train_on_a_subset_of_families_and_the_benchmark_can_score_one():
+    items = training_items(TinyRecipe(families=("addition", "sort"), difficulties=(1, 2), train_items=400))
+    assert {it.family for it in items} == {"addition", "sort"} and len(items) == 400
+    assert {it.difficulty for it in items} == {1, 2}
+    held = heldout_items(50, family="sort")
+    assert len(held) == 50 and {it.family for it in held} == {"sort"}
+    with pytest.raises(ValueError, match="n must be"):
+        heldout_items(0)

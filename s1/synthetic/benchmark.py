@@ -15,14 +15,14 @@ BENCHMARK_DIFFICULTIES = (1, 2)
 
 
 def heldout_items(n: int = 400, difficulties: tuple[int, ...] = BENCHMARK_DIFFICULTIES,
-                  seed: int = BENCHMARK_SEED) -> list[SyntheticItem]:
-    """`n` held-out items, spread evenly over the families and the given difficulties."""
+                  seed: int = BENCHMARK_SEED, family: str | None = None) -> list[SyntheticItem]:
+    """`n` held-out items, spread evenly over the families (or one `family`) and the difficulties."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be an integer >= 1, got {n!r}")
     per_level = -(-n // len(difficulties))
     items: list[SyntheticItem] = []
     for level in difficulties:
-        items += generate(None, per_level, seed=seed + level, split="heldout", difficulty=level)
+        items += generate(family, per_level, seed=seed + level, split="heldout", difficulty=level)
     return items[:n] if len(difficulties) == 1 else _interleave(items, per_level, n)
 
 

@@ -34,6 +34,7 @@ class TinyRecipe:
     """Everything that decides the tiny model; the same recipe and seed give the same weights."""
 
     seed: int = 0
+    families: tuple[str, ...] | None = None  # None: every family
     train_items: int = 16000
     difficulties: tuple[int, ...] = (1, 2)
     recheck_prob: float = 0.35
@@ -52,11 +53,13 @@ class TinyRecipe:
 
 def training_items(recipe: TinyRecipe) -> list[SyntheticItem]:
     """The curated training pool: every family, the recipe's difficulties, train split only."""
-    per_level = recipe.train_items // len(recipe.difficulties)
+    families: list[str | None] = list(recipe.families) if recipe.families else [None]
+    per_part = recipe.train_items // (len(recipe.difficulties) * len(families))
     items: list[SyntheticItem] = []
-    for level in recipe.difficulties:
-        items += generate(None, per_level, seed=recipe.seed * 1000 + level, split="train", difficulty=level,
-                          recheck_prob=recipe.recheck_prob, confirm_prob=recipe.confirm_prob)
+    for family in families:
+        for level in recipe.difficulties:
+            items += generate(family, per_part, seed=recipe.seed * 1000 + level, split="train", difficulty=level,
+                              recheck_prob=recipe.recheck_prob, confirm_prob=recipe.confirm_prob)
     random.Random(recipe.seed).shuffle(items)
     return items
 
