@@ -8,6 +8,10 @@ import os
 import sys
 from pathlib import Path
 
+# Tests never touch the network: Hugging Face libraries read these at import time.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
 import pytest
 import torch
 

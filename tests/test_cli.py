@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -14,8 +15,9 @@ from s1.cli import app
 runner = CliRunner()
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "s1.cli", *args], capture_output=True, text=True, timeout=300)
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "s1.cli", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
 
 
 def test_generate_json_records_from_a_prompts_file(tiny_dir, tmp_path):
@@ -76,3 +78,11 @@ def test_unknown_model_path_format_and_device_are_named(tiny_dir):
     assert res.exit_code == 2 and "unknown format 'r9'" in res.output
     res = runner.invoke(app, ["generate", "-p", "x", "--model", str(tiny_dir), "--device", "tpu"])
     assert res.exit_code == 2 and "unknown device 'tpu'" in res.output
+
+
+def test_a_hub_id_is_not_mistaken_for_a_missing_path():
+    # offline mode is read at import time, so it goes to a fresh process; tests never touch the network
+    res = run_cli("generate", "-p", "x", "--model", "no-such-org/no-such-model", "--device", "cpu",
+                  env={"HF_HUB_OFFLINE": "1"})
+    assert res.returncode == 2
+    assert "cannot load model 'no-such-org/no-such-model'" in res.stderr and "path not found" not in res.stderr

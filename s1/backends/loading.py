@@ -50,8 +50,10 @@ def load_hf(model: str, *, gguf_file: str | None = None, device: str = "auto", d
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model, gguf_file = split_gguf(model, gguf_file)
-    if (os.sep in model or model.startswith(".")) and not os.path.exists(model):
+    explicit_path = model.startswith(("/", "./", "../", "~"))  # "org/name" is a Hub id, not a path
+    if explicit_path and not os.path.exists(os.path.expanduser(model)):
         raise ValueError(f"model path not found: {model}")
+    model = os.path.expanduser(model)
     dev = resolve_device(device)
     kw: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if gguf_file:
