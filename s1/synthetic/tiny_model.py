@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ class TinyRecipe:
 
 
 def training_items(recipe: TinyRecipe) -> list[SyntheticItem]:
-    """The curated training pool: every family, the recipe's difficulties, train split only."""
+    """The curated training pool: the recipe's families (all by default) and difficulties, train split only."""
     families: list[str | None] = list(recipe.families) if recipe.families else [None]
     per_part = recipe.train_items // (len(recipe.difficulties) * len(families))
     items: list[SyntheticItem] = []
@@ -140,7 +141,6 @@ def train_tiny(output_dir: str | Path, recipe: TinyRecipe | None = None, max_ste
     recipe = recipe or TinyRecipe()
     preset = get_preset("tiny").replace(seed=recipe.seed, **(preset_overrides or {}))
     set_seed(recipe.seed, deterministic=True)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     items = training_items(recipe)
     corpus = [f"{it.question}\n{it.thinking}\n{answer_text(it)}" for it in items[:4000]]
     tokenizer = build_tokenizer(corpus, recipe.vocab_size)
@@ -162,11 +162,5 @@ def train_tiny(output_dir: str | Path, recipe: TinyRecipe | None = None, max_ste
                "train_seconds": round(result.train_seconds, 1), "losses": result.losses,
                "truncated": result.truncated, "examples": result.examples}
     (out / "s1_recipe.json").write_text(json.dumps(summary, indent=2))
-    _remove_tree(out / "_trainer")
+    shutil.rmtree(out / "_trainer", ignore_errors=True)
     return summary
-
-
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)

@@ -21,7 +21,6 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)  # training loss at each logging step
     steps: int = 0
     train_seconds: float = 0.0
-    tokens_seen: int = 0
     truncated: int = 0  # examples longer than the block size
     examples: int = 0
 
@@ -86,7 +85,6 @@ def train_sft(model: Any, tokenizer: Any, rows: list[dict[str, str]], preset: SF
     out = trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h and math.isfinite(h["loss"])]
     return TrainResult(losses=losses, steps=out.global_step, train_seconds=time.perf_counter() - started,
-                       tokens_seen=sum(min(n, preset.block_size) for n in lengths) * max(1, int(preset.epochs)),
                        truncated=truncated, examples=len(rows))
 
 
