@@ -1,7 +1,9 @@
 """Test-time scaling of the embedded tiny reasoning model on the held-out `synthetic` benchmark.
 
 Greedy decoding. Prints accuracy and mean thinking tokens for a sweep of max_thinking_tokens (from far
-too short to unconstrained) and for num_ignore in {0, 1, 2, 4} (unconstrained budget).
+too short to unconstrained, num_ignore 0) and for num_ignore in {0, 1, 2, 4} (unconstrained budget),
+split by whether the model closed its thinking on its own. One shared-prefix sweep computes every row
+(each equals an independent run; see tests/test_sweep.py).
 
     python benchmarks/tiny_scaling.py                 # the shipped tiny model, 400 held-out items
     python benchmarks/tiny_scaling.py --model DIR --items 300
@@ -16,47 +18,48 @@ from s1.backends import load_backend
 from s1.backends.base import Request
 from s1.backends.loading import quiet_hf_logging
 from s1.budget import BudgetPolicy
+from s1.evaluate import parse_budgets, parse_ints
+from s1.methods.sweep import run_sweep
 from s1.synthetic.benchmark import heldout_items, score
-
-
-def run(backend, items, policy: BudgetPolicy) -> tuple[float, float, float, float]:
-    requests = [Request(it.id, messages=it.question) for it in items]
-    t = time.perf_counter()
-    gens = backend.generate(requests, policy)
-    elapsed = time.perf_counter() - t
-    failed = [g for g in gens if g.error]
-    if failed:
-        raise SystemExit(f"{len(failed)} generations failed, first: {failed[0].error}")
-    correct = [score(it, g.answer) for it, g in zip(items, gens, strict=True)]
-    acc = sum(correct) / len(items)
-    think = sum(g.thinking_tokens for g in gens) / len(gens)
-    ignores = sum(g.ignores_applied for g in gens) / len(gens)
-    return acc, think, ignores, elapsed
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="default: the shipped tiny reasoning model")
     ap.add_argument("--items", type=int, default=400)
-    ap.add_argument("--budgets", default="4,16,32,64,128,256,auto")
+    ap.add_argument("--budgets", default="4,8,16,24,32,auto")
     ap.add_argument("--num-ignore", default="0,1,2,4")
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--family", default=None, help="one synthetic family (default: all five)")
+    ap.add_argument("--max-answer-tokens", type=int, default=16)
     args = ap.parse_args()
     quiet_hf_logging()
     backend = load_backend(args.model, format="s1", device="cpu", batch_size=args.batch_size)
-    items = heldout_items(args.items, family=args.family)
-    answer = 16
-    print(f"held-out synthetic items: {len(items)} ({args.family or 'all families'}, difficulties 1-2), greedy, "
-          f"max_answer_tokens={answer}")
-    print(f"{'setting':<22} {'accuracy':>9} {'thinking tokens':>16} {'ignores':>8} {'seconds':>8}")
-    for b in args.budgets.split(","):
-        budget = "auto" if b == "auto" else int(b)
-        acc, think, ign, sec = run(backend, items, BudgetPolicy(max_thinking_tokens=budget, max_answer_tokens=answer))
-        print(f"{'max_thinking=' + b:<22} {acc:>9.3f} {think:>16.1f} {ign:>8.2f} {sec:>8.1f}")
-    for k in args.num_ignore.split(","):
-        acc, think, ign, sec = run(backend, items, BudgetPolicy(num_ignore=int(k), max_answer_tokens=answer))
-        print(f"{'num_ignore=' + k:<22} {acc:>9.3f} {think:>16.1f} {ign:>8.2f} {sec:>8.1f}")
+    items = heldout_items(args.items)
+    budgets, ignores = parse_budgets(args.budgets), parse_ints(args.num_ignore, "num_ignore")
+    rows = [("max_thinking=" + str(b), BudgetPolicy(max_thinking_tokens=b, max_answer_tokens=args.max_answer_tokens))
+            for b in budgets]
+    rows += [("num_ignore=" + str(k), BudgetPolicy(num_ignore=k, max_answer_tokens=args.max_answer_tokens))
+             for k in ignores]
+    settings = list(dict.fromkeys(p for _, p in rows))
+    started = time.perf_counter()
+    result = run_sweep(backend, [Request(it.id, messages=it.question) for it in items], settings)
+    seconds = time.perf_counter() - started
+    failed = [g for g in result.generations if g.error]
+    if failed:
+        raise SystemExit(f"{len(failed)} generations failed, first: {failed[0].error}")
+    families = sorted({it.family for it in items})
+    levels = sorted({it.difficulty for it in items})
+    print(f"held-out synthetic items: {len(items)} ({', '.join(families)}; difficulty {levels}), greedy, "
+          f"max_answer_tokens={args.max_answer_tokens}; one sweep in {seconds:.0f}s")
+    print(f"{'setting':<18} {'accuracy':>9} {'thinking tokens':>16} {'ignores':>8} {'cap hit':>8}")
+    for name, policy in rows:
+        j = settings.index(policy)
+        gens = result.generations[j :: len(settings)]
+        acc = sum(score(it, g.answer) for it, g in zip(items, gens, strict=True)) / len(items)
+        think = sum(g.thinking_tokens + g.thinking_forced_tokens for g in gens) / len(gens)
+        ign = sum(g.ignores_applied for g in gens) / len(gens)
+        cap = sum(g.cap_hit for g in gens) / len(gens)
+        print(f"{name:<18} {acc:>9.3f} {think:>16.1f} {ign:>8.2f} {cap:>8.0%}")
 
 
 if __name__ == "__main__":

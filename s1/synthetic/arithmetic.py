@@ -82,41 +82,96 @@ def _carry_slips(carries: list[int]) -> list[int]:
     return [col for col, c in enumerate(carries) if c > 0]
 
 
+COLUMNS_METHOD = "Column by column from the right:"
+
+
+def _carrying_operands(rng: random.Random, count: int, digits: int) -> tuple[int, ...]:
+    """`count` numbers of exactly `digits` digits whose sum has one digit more (redrawn until it does)."""
+    while True:
+        operands = tuple(_number(rng, digits) for _ in range(count))
+        if sum(operands) >= 10**digits:
+            return operands
+
+
+def column_lines(operands: list[int], slip: Slip | None = None) -> ColumnWork:
+    """Equal-width addition, one fixed-width line per column: ``7+8+0=15`` (digits, carry-in, 2-digit sum).
+
+    Every line has the same length and every operand the same width, so each digit sits a fixed
+    distance from where it is used: copying and carrying are positional, which a tiny transformer
+    learns in a few hundred steps (variable offsets need content-based look-ups it does not form).
+    """
+    digits = [str(x)[::-1] for x in operands]
+    lines: list[str] = []
+    carries: list[int] = []
+    value = carry = 0
+    for col in range(len(digits[0])):
+        carries.append(carry)
+        carry_in = 0 if slip == ("drop", col) else carry
+        column = [int(d[col]) for d in digits]
+        total = carry_in + sum(column) + (1 if slip == ("plus1", col) else 0)
+        lines.append(f"{'+'.join(str(x) for x in column)}+{carry_in}={total:02d}")
+        value += (total % 10) * 10**col
+        carry = total // 10
+    value += carry * 10 ** len(digits[0])
+    return ColumnWork(lines, value, carries)
+
+
 class AdditionFamily(Family):
-    """Multi-digit addition of a few operands."""
+    """Addition of equal-width numbers: mental arithmetic when it is safe, column by column otherwise.
+
+    Operands have the same width and their sum always carries into one more digit, so every trace of
+    a difficulty has the same layout (a tiny model copies digits by position). The first attempt is a
+    one-line mental sum when no column carries into the next (the shortcut a person takes), else the
+    columns. The slip worth learning from is taking the shortcut anyway and dropping a carry; a
+    ``Wait`` re-check always works the columns, which is slower and reliable.
+    """
 
     name = "addition"
-    description = "multi-digit addition worked column by column with carries"
-    # difficulty -> (number of operands, digits of the longest operand)
-    SHAPES: dict[int, tuple[int, int]] = {1: (2, 2), 2: (2, 3), 3: (3, 3), 4: (3, 4), 5: (4, 5)}
+    description = "equal-width addition: mental sum when no column carries, else (and on re-check) columns"
+    # difficulty -> (number of operands, digits of every operand)
+    SHAPES: dict[int, tuple[int, int]] = {1: (2, 2), 2: (2, 3), 3: (3, 3), 4: (2, 4), 5: (3, 4)}
 
     def sample(self, rng: random.Random, difficulty: int) -> Problem:
         count, digits = self.SHAPES[difficulty]
-        operands = [_number(rng, digits)]
-        operands += [_number(rng, rng.randint(max(1, digits - 1), digits)) for _ in range(count - 1)]
-        expr = " + ".join(str(x) for x in operands)
+        operands = _carrying_operands(rng, count, digits)
         return Problem(
-            question=f"What is {expr}?",
+            question=f"What is {' + '.join(str(x) for x in operands)}?",
             answer=str(sum(operands)),
-            header=(f"Add {expr} column by column from the right.",),
-            data=tuple(operands),
+            header=(),
+            data=operands,
         )
 
-    def _attempt(self, problem: Problem, slip: Slip | None) -> Attempt:
-        work = add_columns(list(problem.data), slip)
-        return Attempt(tuple(work.lines), str(work.value))
+    @staticmethod
+    def mental_is_safe(operands: tuple[int, ...]) -> bool:
+        """No column carries into the next one (only the last into the new leading digit)."""
+        return not any(column_lines(list(operands)).carries_in)
+
+    def _mental(self, operands: tuple[int, ...], value: int) -> Attempt:
+        return Attempt((f"Mental math: {' + '.join(str(x) for x in operands)} = {value}.",), str(value))
+
+    def _columns(self, operands: tuple[int, ...], slip: Slip | None) -> Attempt:
+        work = column_lines(list(operands), slip)
+        return Attempt(tuple(work.lines), str(work.value), method=(COLUMNS_METHOD,))
 
     def solve(self, problem: Problem) -> Attempt:
-        return self._attempt(problem, None)
+        operands = problem.data
+        if self.mental_is_safe(operands):
+            return self._mental(operands, sum(operands))
+        return self._columns(operands, None)
+
+    def check(self, problem: Problem) -> Attempt:
+        return self._columns(problem.data, None)
 
     def slip(self, problem: Problem, rng: random.Random) -> Attempt:
-        operands = list(problem.data)
-        drops = _carry_slips(add_columns(operands).carries_in)
-        if drops:
-            slip: Slip = ("drop", rng.choice(drops))
-        else:
-            slip = ("plus1", rng.randrange(len(str(max(operands)))))
-        return self._attempt(problem, slip)
+        """The mental shortcut taken with a dropped carry (or, with no carry to drop, a digit off by one);
+        the answer keeps its width."""
+        operands = problem.data
+        drops = _carry_slips(column_lines(list(operands)).carries_in)
+        slip: Slip = ("drop", rng.choice(drops)) if drops else ("plus1", rng.randrange(len(str(operands[0]))))
+        wrong = column_lines(list(operands), slip).value
+        if len(str(wrong)) != len(problem.answer):  # the slip lost the leading digit: off by one instead
+            wrong = column_lines(list(operands), ("plus1", 0)).value
+        return self._mental(operands, wrong)
 
     def canonical(self, answer: str) -> int | None:
         return canonical_int(answer)

@@ -4,14 +4,17 @@ Every family produces traces with the same skeleton so a tiny model can learn th
 shape once and reuse it::
 
     <header line(s)>
-    <first attempt, one step per line>
+    <first attempt: its method line(s), then one step per line>
     So the answer is X.
     Wait, let me check that again.          (only for re-check traces)
-    <careful attempt, same step format>
+    <careful attempt: its method line(s), then its steps>
     The first attempt was wrong.            (or: This matches the first attempt.)
-    Wrong: <first differing step of the first attempt>
+    Wrong: <first differing step of the first attempt>   (only when both attempts used one method)
     Right: <the same step done correctly>
     So the answer is Y.
+
+A family may answer easy problems with a quick method (e.g. mental arithmetic) and re-check with
+a careful one (``Family.check``); the re-check after ``Wait`` always uses the careful method.
 
 The answer line always has the same wording, so the tentative answer before ``Wait``
 and the final answer are both found by the same extractor.
@@ -53,6 +56,8 @@ class Attempt:
 
     lines: tuple[str, ...]
     answer: str
+    method: tuple[str, ...] = ()
+    """Line(s) naming the method, written before the steps (e.g. ``Column by column from the right:``)."""
 
 
 class Family(ABC):
@@ -73,6 +78,11 @@ class Family(ABC):
     @abstractmethod
     def slip(self, problem: Problem, rng: random.Random) -> Attempt:
         """Work the problem with one plausible mistake; the answer must differ from the gold one."""
+
+    def check(self, problem: Problem) -> Attempt:
+        """The careful method a ``Wait`` re-check uses; the same as ``solve`` unless a family answers
+        easy problems with a quicker method."""
+        return self.solve(problem)
 
     @abstractmethod
     def canonical(self, answer: str) -> Hashable | None:
@@ -97,14 +107,16 @@ def first_difference(wrong: Sequence[str], right: Sequence[str]) -> tuple[str, s
 
 def compose_thinking(header: Sequence[str], first: Attempt, second: Attempt | None) -> str:
     """Lay out the thinking trace: first attempt, then optionally ``Wait`` and a careful re-check."""
-    lines = [*header, *first.lines, answer_line(first.answer)]
+    lines = [*header, *first.method, *first.lines, answer_line(first.answer)]
     if second is not None:
-        lines += [WAIT_LINE, *second.lines]
+        lines += [WAIT_LINE, *second.method, *second.lines]
         if second.answer == first.answer:
             lines.append(CONFIRM_LINE)
         else:
-            wrong, right = first_difference(first.lines, second.lines)
-            lines += [FIX_LINE, f"Wrong: {wrong}", f"Right: {right}"]
+            lines.append(FIX_LINE)
+            if first.method == second.method:
+                wrong, right = first_difference(first.lines, second.lines)
+                lines += [f"Wrong: {wrong}", f"Right: {right}"]
         lines.append(answer_line(second.answer))
     return "\n".join(lines)
 

@@ -11,25 +11,25 @@ from s1.synthetic.item import SyntheticItem
 from s1.synthetic.verify import verify
 
 BENCHMARK_SEED = 20250131  # the s1 paper's arXiv date; fixed so every run scores the same items
-BENCHMARK_DIFFICULTIES = (1, 2)
+BENCHMARK_FAMILIES: tuple[str, ...] = ("addition",)
+"""What the embedded tiny model is trained on (`TinyRecipe.families`), so `synthetic` scores it fairly."""
+BENCHMARK_DIFFICULTIES: tuple[int, ...] = (1,)
 
 
 def heldout_items(n: int = 400, difficulties: tuple[int, ...] = BENCHMARK_DIFFICULTIES,
-                  seed: int = BENCHMARK_SEED, family: str | None = None) -> list[SyntheticItem]:
-    """`n` held-out items, spread evenly over the families (or one `family`) and the difficulties."""
+                  seed: int = BENCHMARK_SEED, family: str | None = None,
+                  families: tuple[str, ...] | None = BENCHMARK_FAMILIES) -> list[SyntheticItem]:
+    """`n` held-out items, spread evenly over the difficulties and over `families` (one `family`
+    overrides it; `families=None` means every family)."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be an integer >= 1, got {n!r}")
-    per_level = -(-n // len(difficulties))
-    items: list[SyntheticItem] = []
+    names: list[str | None] = [family] if family else list(families) if families else [None]
+    parts: list[list[SyntheticItem]] = []
     for level in difficulties:
-        items += generate(family, per_level, seed=seed + level, split="heldout", difficulty=level)
-    return items[:n] if len(difficulties) == 1 else _interleave(items, per_level, n)
-
-
-def _interleave(items: list[SyntheticItem], per_level: int, n: int) -> list[SyntheticItem]:
-    """Alternate difficulty levels so any prefix (`--limit`) keeps the mix."""
-    levels = [items[i:i + per_level] for i in range(0, len(items), per_level)]
-    mixed = [lvl[j] for j in range(per_level) for lvl in levels if j < len(lvl)]
+        for name in names:
+            parts.append(generate(name, -(-n // (len(difficulties) * len(names))), seed=seed + level,
+                                  split="heldout", difficulty=level))
+    mixed = [part[j] for j in range(max(len(p) for p in parts)) for part in parts if j < len(part)]
     return mixed[:n]
 
 

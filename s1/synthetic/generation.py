@@ -105,12 +105,15 @@ def _thinking(family: Family, problem: Problem, mode: TraceMode, rng: random.Ran
         raise RuntimeError(f"{family.name} solver disagrees with gold on {problem.question!r}")
     if mode == "direct":
         return compose_thinking(problem.header, solved, None)
+    checked = family.check(problem)
+    if family.canonical(checked.answer) != family.canonical(problem.answer):
+        raise RuntimeError(f"{family.name} careful check disagrees with gold on {problem.question!r}")
     if mode == "confirm":
-        return compose_thinking(problem.header, solved, solved)
+        return compose_thinking(problem.header, solved, checked)
     wrong = family.slip(problem, rng)
     if family.canonical(wrong.answer) == family.canonical(problem.answer):
         raise RuntimeError(f"{family.name} slip did not change the answer of {problem.question!r}")
-    return compose_thinking(problem.header, wrong, solved)
+    return compose_thinking(problem.header, wrong, checked)
 
 
 def _generate_family(

@@ -35,11 +35,11 @@ class TinyRecipe:
     """Everything that decides the tiny model; the same recipe and seed give the same weights."""
 
     seed: int = 0
-    families: tuple[str, ...] | None = None  # None: every family
+    families: tuple[str, ...] | None = ("addition",)  # None: every family
     train_items: int = 16000
-    difficulties: tuple[int, ...] = (1, 2)
-    recheck_prob: float = 0.35
-    confirm_prob: float = 0.1
+    difficulties: tuple[int, ...] = (1,)
+    recheck_prob: float | tuple[float, ...] = 0.2  # (per difficulty) a quick slip that `Wait` catches
+    confirm_prob: float | tuple[float, ...] = 0.2  # (per difficulty) a re-check that confirms
     vocab_size: int = 384
     hidden_size: int = 192
     layers: int = 4
@@ -58,11 +58,16 @@ def training_items(recipe: TinyRecipe) -> list[SyntheticItem]:
     per_part = recipe.train_items // (len(recipe.difficulties) * len(families))
     items: list[SyntheticItem] = []
     for family in families:
-        for level in recipe.difficulties:
+        for n, level in enumerate(recipe.difficulties):
             items += generate(family, per_part, seed=recipe.seed * 1000 + level, split="train", difficulty=level,
-                              recheck_prob=recipe.recheck_prob, confirm_prob=recipe.confirm_prob)
+                              recheck_prob=_per_level(recipe.recheck_prob, n),
+                              confirm_prob=_per_level(recipe.confirm_prob, n))
     random.Random(recipe.seed).shuffle(items)
     return items
+
+
+def _per_level(value: float | tuple[float, ...], n: int) -> float:
+    return value[n] if isinstance(value, tuple) else value
 
 
 def answer_text(item: SyntheticItem) -> str:
@@ -119,7 +124,7 @@ def build_model(tokenizer: Any, recipe: TinyRecipe) -> Any:
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=recipe.hidden_size, intermediate_size=recipe.intermediate_size,
         num_hidden_layers=recipe.layers, num_attention_heads=recipe.heads, num_key_value_heads=recipe.kv_heads,
-        max_position_embeddings=recipe.max_positions, tie_word_embeddings=True, rope_theta=10000.0,
+        max_position_embeddings=recipe.max_positions, tie_word_embeddings=False, rope_theta=10000.0,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
     )
     model = LlamaForCausalLM(config)
@@ -142,7 +147,7 @@ def train_tiny(output_dir: str | Path, recipe: TinyRecipe | None = None, max_ste
     preset = get_preset("tiny").replace(seed=recipe.seed, **(preset_overrides or {}))
     set_seed(recipe.seed, deterministic=True)
     items = training_items(recipe)
-    corpus = [f"{it.question}\n{it.thinking}\n{answer_text(it)}" for it in items[:4000]]
+    corpus = [f"{it.question}\n{it.thinking}\n{answer_text(it)}" for it in items[:4000]]  # already shuffled
     tokenizer = build_tokenizer(corpus, recipe.vocab_size)
     model = build_model(tokenizer, recipe)
     log(f"tiny model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
