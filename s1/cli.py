@@ -193,6 +193,186 @@ def train(
     console.print(f"saved to {output} ({summary['steps']} steps, {summary['train_seconds']}s)")
 
 
+TINY_BUDGETS = "8,16,24,32,48,auto"
+MODEL_BUDGETS = "512,1024,2048,4096,8192,auto"
+
+
+def _open_store(run_dir: Path, resume: bool, manifest: dict | None = None):
+    from s1.runs import RunStore, RunStoreError
+
+    try:
+        if manifest is None:
+            return RunStore.open(run_dir, read_only=True)
+        return RunStore.open_or_create(run_dir, manifest, resume=resume)
+    except (RunStoreError, FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+
+
+def _report_run(run_dir: Path, plot: Path | None) -> None:
+    from s1.report import render, summarize, sweep_summaries
+
+    store = _open_store(run_dir, resume=False)
+    rows = summarize(store.records())
+    store.close()
+    if not rows:
+        fail(f"{run_dir} holds no samples yet")
+    render(rows, sweep_summaries(rows), console)
+    if plot is not None:
+        from s1.plot import plot_scaling
+
+        console.print(f"plot: {plot_scaling(rows, plot, title=str(run_dir.name))}")
+
+
+@app.command("eval")
+def eval_(
+    model: Annotated[str | None, typer.Option(help="Hub id, dir, .gguf or smollm2 (default: tiny model).")] = None,
+    tasks: Annotated[str, typer.Option(help="Comma-separated tasks (see `s1 tasks`).")] = "synthetic",
+    data_dir: Annotated[str | None, typer.Option(help="Local file or directory with the task data.")] = None,
+    limit: Annotated[int | None, typer.Option(help="First N items of each task.")] = None,
+    budgets: Annotated[str | None, typer.Option(
+        help=f"Thinking caps to sweep, e.g. 512,1024,auto (default: {TINY_BUDGETS} for the tiny model, "
+             f"{MODEL_BUDGETS} otherwise).")] = None,
+    num_ignore: Annotated[str | None, typer.Option(
+        help="num_ignore values to sweep, e.g. 0,1,2 (default: 0,1,2 for the tiny model, 0 otherwise).")] = None,
+    ignore_str: Annotated[list[str] | None, typer.Option(help="Ignore string (repeatable: cycles).")] = None,
+    min_thinking_tokens: Annotated[int, typer.Option(help="Minimum thinking tokens.")] = 0,
+    max_answer_tokens: Annotated[int | None, typer.Option(
+        help="Answer cap in tokens (default: 32 for the tiny model, 1024 otherwise).")] = None,
+    samples: Annotated[int, typer.Option(help="Samples per item (needs --temperature > 0).")] = 1,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 0.0,
+    top_p: Annotated[float, typer.Option(help="Top-p.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed for sampling and GPQA choice order.")] = 0,
+    control: Annotated[str | None, typer.Option(
+        help="Conditional-control prompt: tokens=N, steps=N, class=long or class=short.")] = None,
+    format: Annotated[str, typer.Option(help=f"Reasoning format: auto, {', '.join(PRESETS)}.")] = "auto",
+    system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
+    output: Annotated[Path | None, typer.Option(help="Run directory (default: runs/<model>-<tasks>).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --output.")] = False,
+    plot: Annotated[bool, typer.Option(help="Write scaling.png into the run directory.")] = True,
+    batch_size: Annotated[int, typer.Option(help="Sequences per batch.")] = 32,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N, mps.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16.")] = "auto",
+) -> None:
+    """Evaluate a model on benchmarks over a budget sweep (thinking once per sample), store every sample,
+    and print accuracy vs thinking tokens with the s1 paper's Control / Scaling / Performance."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from s1.evaluate import EvalConfig, evaluate, load_items, manifest_for, parse_budgets, parse_ints, run_dir_default
+    from s1.tasks import HubUnavailableError
+
+    tiny = model is None
+    try:
+        config = EvalConfig(
+            model=model, tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()), data_dir=data_dir,
+            limit=limit, budgets=parse_budgets(budgets or (TINY_BUDGETS if tiny else MODEL_BUDGETS)),
+            num_ignore=parse_ints(num_ignore or ("0,1,2" if tiny else "0"), "num_ignore"),
+            ignore_strings=tuple(ignore_str) if ignore_str else None, min_thinking_tokens=min_thinking_tokens,
+            max_answer_tokens=max_answer_tokens or (32 if tiny else 1024), samples=samples,
+            temperature=temperature, top_p=top_p, seed=seed, control=control, format=format, system=system,
+        )
+        items = load_items(config)
+    except (ValueError, PolicyError, FileNotFoundError, HubUnavailableError) as exc:
+        fail(str(exc))
+    run_dir = output or run_dir_default(config)
+
+    from s1.backends import load_backend
+    from s1.backends.loading import quiet_hf_logging
+
+    quiet_hf_logging()
+    try:
+        with err.status("loading model..."):
+            backend = load_backend(model, device=device, dtype=dtype, format=format, batch_size=batch_size)
+    except (ValueError, PolicyError) as exc:
+        fail(str(exc))
+    store = _open_store(run_dir, resume, manifest_for(config, backend, items))
+    n_items = sum(len(v) for v in items.values())
+    console.print(f"{config.model or 'tiny reasoning model'} on {', '.join(config.tasks)}: {n_items} items x "
+                  f"{config.samples} sample(s) x {len(config.settings())} settings -> {run_dir}", highlight=False)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    try:
+        with Progress(*columns, console=err, transient=True) as bar:
+            task_id = bar.add_task("samples", total=None)
+
+            def advance(n: int) -> None:
+                bar.advance(task_id, n)
+
+            # the total is known once the store has been read
+            done = store.done_keys()
+            bar.update(task_id, total=n_items * config.samples * len(config.settings()), completed=len(done))
+            progress = evaluate(config, backend, store, items, chunk_items=max(1, batch_size // config.samples),
+                                on_chunk=advance)
+        store.finish()
+    finally:
+        store.close()
+    console.print(f"generated {progress.generated} samples ({progress.done_before} already done), "
+                  f"{progress.errors} failed; thinking {progress.think_seconds:.0f}s + branched answers "
+                  f"{progress.branch_seconds:.0f}s", highlight=False)
+    _report_run(run_dir, run_dir / "scaling.png" if plot else None)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run directory written by `s1 eval`.")]) -> None:
+    """Accuracy +- CI and thinking tokens per task and setting; Control / Scaling / Performance per sweep."""
+    _report_run(run_dir, None)
+
+
+@app.command()
+def plot(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `s1 eval`.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Image file (.png, .pdf, .svg).")] = Path(
+        "scaling.png"),
+) -> None:
+    """Accuracy vs average thinking tokens per task (the s1 paper's Figure 1)."""
+    from s1.plot import plot_scaling
+    from s1.report import summarize
+
+    store = _open_store(run_dir, resume=False)
+    rows = summarize(store.records())
+    store.close()
+    if not rows:
+        fail(f"{run_dir} holds no samples yet")
+    console.print(f"plot: {plot_scaling(rows, output, title=run_dir.name)}")
+
+
+@app.command()
+def stats(path: Annotated[Path, typer.Argument(help="samples.jsonl of a run (or the run directory).")]) -> None:
+    """Thinking-token statistics per task and setting, as s1's compute_sample_stats.py prints them."""
+    from collections import defaultdict
+
+    from s1.metrics import thinking_stats
+    from s1.runs import SampleRecord
+
+    file = path / "samples.jsonl" if path.is_dir() else path
+    if not file.is_file():
+        fail(f"no samples file at {file}")
+    groups: dict[tuple[str, str], list[SampleRecord]] = defaultdict(list)
+    for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = SampleRecord.from_dict(json.loads(line))
+        except (json.JSONDecodeError, ValueError, TypeError) as exc:
+            fail(f"{file}:{n}: not a sample record ({exc})")
+        groups[rec.task, rec.generation.setting].append(rec)
+    for (task, setting), recs in groups.items():
+        gens = [r.generation for r in recs]
+        budget = gens[0].thinking_budget if all(g.thinking_budget == gens[0].thinking_budget for g in gens) else None
+        st = thinking_stats(gens, budget=budget, correct=[bool(r.correct) for r in recs])
+        console.print(f"[bold]{task} · {setting}[/]")
+        for line in st.lines():
+            console.print("  " + line, highlight=False)
+
+
+@app.command("tasks")
+def tasks_() -> None:
+    """List the benchmark tasks and where each loads from."""
+    from s1.tasks import TASKS
+
+    for name, task in TASKS.items():
+        source = task.hub_id or "built in"
+        console.print(f"[bold]{name}[/]  {source}  ({task.grader})  {task.description}", highlight=False)
+
+
 @app.callback()
 def main() -> None:
     """s1: simple test-time scaling."""

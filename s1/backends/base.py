@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from s1.budget import BudgetPolicy
+from s1.budget import BudgetPolicy, ForcingMachine
 from s1.formats import ReasoningFormat
 from s1.records import Generation
 
@@ -33,6 +33,17 @@ class Request:
             raise ValueError(f"request {self.id!r}: give exactly one of messages or prompt")
         if isinstance(self.sample_index, bool) or not isinstance(self.sample_index, int) or self.sample_index < 0:
             raise ValueError(f"request {self.id!r}: sample_index must be an integer >= 0")
+
+
+@dataclass
+class Branch:
+    """A generation to finish from a shared prefix: `emitted` are the tokens after the prompt so far
+    (thinking, then the forced closer or cap) and `machine` the forcing state that emitted them."""
+
+    request: Request
+    policy: BudgetPolicy
+    emitted: list[int]
+    machine: ForcingMachine
 
 
 @runtime_checkable

@@ -25,7 +25,7 @@ from transformers import (
     StopStringCriteria,
 )
 
-from s1.backends.base import Request
+from s1.backends.base import Branch, Request
 from s1.backends.sampling import RowSampler, pick_rows
 from s1.backends.tokens import FormatBinding, bind_format, encode
 from s1.budget import BudgetPolicy, ForcingMachine, Kind, Phase, PolicyError
@@ -121,7 +121,8 @@ class HFBackend:
     name = "hf"
 
     def __init__(self, model: Any, tokenizer: Any, format: str | ReasoningFormat = "auto",
-                 mode: str = "auto", batch_size: int = 16, context_length: int | None = None):
+                 mode: str = "auto", batch_size: int = 16, context_length: int | None = None,
+                 answer_batch_size: int | None = None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -140,6 +141,8 @@ class HFBackend:
         self.mode = mode
         self.single_pass = self.binding.single_pass and mode != "multi"
         self.batch_size = batch_size
+        # Branched answers (sweeps) are short: a wider batch finishes them in fewer decode steps.
+        self.answer_batch_size = answer_batch_size or 4 * batch_size
         self.vocab_limit = len(tokenizer)
         self.context_length = context_length or getattr(model.config, "max_position_embeddings", None)
         pad = tokenizer.pad_token_id
@@ -188,6 +191,35 @@ class HFBackend:
             for i, seq in chunk:
                 results[i] = self._record(seq)
         return [r for r in results if r is not None]
+
+    def continue_answers(self, branches: list[Branch]) -> list[Generation]:
+        """Finish branched generations: each carries the tokens already emitted (thinking up to its
+        cut and the forced closer or cap) and the machine that emitted them; only the answer remains.
+        Used by budget sweeps, which think once and branch an answer at every setting."""
+        results: list[Generation] = []
+        for start in range(0, len(branches), self.answer_batch_size):
+            seqs = []
+            for b in branches[start : start + self.answer_batch_size]:
+                seq = self._start(b.request, b.policy)
+                seq.machine, seq.emitted = b.machine, list(b.emitted)
+                seqs.append(seq)
+            try:
+                with torch.inference_mode():
+                    self._multi_round(seqs)
+            except (RuntimeError, MemoryError) as exc:
+                results += [self._failed(s.request, s.policy, f"{type(exc).__name__}: {exc}", s.prompt) for s in seqs]
+                continue
+            results += [self._record(s) for s in seqs]
+        return results
+
+    def forcing_tokens(self, policy: BudgetPolicy) -> Any:
+        """The format's forced strings as this tokenizer's ids, for `policy`'s ignore strings."""
+        return self._forcing_tokens(policy)
+
+    def thinking_budget(self, policy: BudgetPolicy, prompt_tokens: int) -> int:
+        """`policy`'s thinking budget for a prompt of `prompt_tokens` tokens ("auto" resolved)."""
+        reserve = self._forcing_tokens(policy).forced_reserve(policy)
+        return policy.resolve_thinking_budget(self.context_length, prompt_tokens, reserve)
 
     def _failed(self, req: Request, policy: BudgetPolicy, error: str, prompt: str = "") -> Generation:
         return Generation.failed(req.id, error, sample_index=req.sample_index, prompt=prompt,

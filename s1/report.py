@@ -1,0 +1,162 @@
+"""Summaries of a run: per task and setting, accuracy with its CI and thinking-token statistics; per
+task, the s1 paper's Control / Scaling / Performance over the budget sweep."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from s1.metrics import (
+    SweepPoint,
+    accuracy_ci,
+    control,
+    maj_at_k,
+    mean_pass_at_k,
+    performance,
+    scaling,
+    total_thinking_tokens,
+)
+from s1.runs import SampleRecord
+
+
+@dataclass(frozen=True)
+class SettingSummary:
+    """One (task, setting) row of a report."""
+
+    task: str
+    setting: str
+    budget: int | None  # the requested thinking cap (None: auto / unconstrained)
+    num_ignore: int
+    samples: int  # records, errors included
+    errors: int
+    accuracy: float
+    ci_low: float
+    ci_high: float
+    thinking_tokens: float  # mean over successful records, forced ignore strings included
+    answer_tokens: float
+    cap_hit: float  # share of successful records whose thinking was cut by the budget
+    unclosed: float  # share whose thinking never ended (no closer, no cap)
+    no_answer: float  # share graded with no answer found
+    pass_at_n: float | None  # with several samples per item
+    maj_at_n: float | None
+    n_per_item: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """The paper's sweep metrics for one task and one num_ignore value (a curve over budgets)."""
+
+    task: str
+    num_ignore: int
+    points: int
+    control: float
+    scaling: float | None  # accuracy per doubling of thinking tokens (log2 x), in accuracy points
+    performance: float
+
+
+def parse_setting(label: str) -> tuple[int | None, int]:
+    """(budget or None for auto, num_ignore) from a `BudgetPolicy.label()` such as `think<=512,ignore2`."""
+    budget: int | None = None
+    ignores = 0
+    for part in label.split(","):
+        if part.startswith("think<="):
+            value = part[len("think<="):]
+            budget = int(value) if value.isdigit() else None
+        elif part.startswith("ignore"):
+            ignores = int(part[len("ignore"):])
+    return budget, ignores
+
+
+def summarize(records: Iterable[SampleRecord]) -> list[SettingSummary]:
+    """One row per (task, setting), in first-seen order; accuracy counts failed samples as wrong."""
+    groups: dict[tuple[str, str], list[SampleRecord]] = defaultdict(list)
+    for r in records:
+        groups[r.task, r.generation.setting].append(r)
+    rows = []
+    for (task, setting), recs in groups.items():
+        ok = [r for r in recs if r.generation.error is None]
+        correct = [bool(r.correct) and r.generation.error is None for r in recs]
+        mean, low, high = accuracy_ci(correct)
+        by_item: dict[str, list[SampleRecord]] = defaultdict(list)
+        for r in recs:
+            by_item[r.generation.prompt_id].append(r)
+        n = max(len(v) for v in by_item.values())
+        pass_n = maj_n = None
+        if n > 1:
+            pass_n = mean_pass_at_k([(len(v), sum(bool(r.correct) for r in v)) for v in by_item.values()],
+                                    min(len(v) for v in by_item.values()))
+            maj_n = sum(
+                maj_at_k([r.extracted for r in v], [bool(r.correct) for r in v], len(v)) for v in by_item.values()
+            ) / len(by_item)
+        budget, ignores = parse_setting(setting)
+
+        def share(flags: list[bool], ok: list[SampleRecord] = ok) -> float:
+            return sum(flags) / len(ok) if ok else 0.0
+
+        rows.append(SettingSummary(
+            task=task, setting=setting, budget=budget, num_ignore=ignores, samples=len(recs),
+            errors=len(recs) - len(ok), accuracy=mean, ci_low=low, ci_high=high,
+            thinking_tokens=sum(total_thinking_tokens(r.generation) for r in ok) / len(ok) if ok else 0.0,
+            answer_tokens=sum(r.generation.answer_tokens for r in ok) / len(ok) if ok else 0.0,
+            cap_hit=share([r.generation.cap_hit for r in ok]),
+            unclosed=share([not r.generation.thinking_closed for r in ok]),
+            no_answer=share([r.extracted is None for r in ok]),
+            pass_at_n=pass_n, maj_at_n=maj_n, n_per_item=n,
+        ))
+    return rows
+
+
+def sweep_summaries(rows: list[SettingSummary]) -> list[SweepSummary]:
+    """Control / Scaling / Performance per task and num_ignore, over that curve's budgets."""
+    curves: dict[tuple[str, int], list[SettingSummary]] = defaultdict(list)
+    for row in rows:
+        curves[row.task, row.num_ignore].append(row)
+    out = []
+    for (task, ignores), curve in curves.items():
+        points = [SweepPoint(r.thinking_tokens, r.accuracy, budget=r.budget, label=r.setting) for r in curve]
+        positive = [p for p in points if p.thinking_tokens > 0]
+        slope = scaling(positive, log2_tokens=True) if len(positive) >= 2 else None
+        out.append(SweepSummary(task, ignores, len(points), control(points),
+                                None if slope is None else 100 * slope, performance(points)))
+    return out
+
+
+def render(rows: list[SettingSummary], sweeps: list[SweepSummary], console: Any = None) -> None:
+    """Print the report tables with rich."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    if not console.is_terminal:  # piped or captured: do not squeeze the tables into 80 columns
+        console = Console(width=160, file=console.file)
+    several = any(r.n_per_item > 1 for r in rows)
+    table = Table(title="accuracy vs thinking", title_justify="left")
+    for name in ("task", "setting", "n", "accuracy", "95% CI", "thinking tok", "answer tok", "cap hit", "unclosed",
+                 "no answer", "errors"):
+        table.add_column(name, justify="left" if name in ("task", "setting") else "right")
+    if several:
+        table.add_column("pass@n", justify="right")
+        table.add_column("maj@n", justify="right")
+    for r in rows:
+        cells = [r.task, r.setting, str(r.samples), f"{r.accuracy:.3f}", f"{r.ci_low:.3f}-{r.ci_high:.3f}",
+                 f"{r.thinking_tokens:.1f}", f"{r.answer_tokens:.1f}", f"{r.cap_hit:.0%}", f"{r.unclosed:.0%}",
+                 f"{r.no_answer:.0%}", str(r.errors)]
+        if several:
+            cells += ["-" if r.pass_at_n is None else f"{r.pass_at_n:.3f}",
+                      "-" if r.maj_at_n is None else f"{r.maj_at_n:.3f}"]
+        table.add_row(*cells)
+    console.print(table)
+    if sweeps:
+        sweep_table = Table(title="budget sweep (s1 paper, Eq. 1-3)", title_justify="left")
+        for name in ("task", "num_ignore", "points", "Control", "Scaling", "Performance"):
+            sweep_table.add_column(name, justify="left" if name == "task" else "right")
+        for s in sweeps:
+            sweep_table.add_row(s.task, str(s.num_ignore), str(s.points), f"{s.control:.0%}",
+                                "-" if s.scaling is None else f"{s.scaling:.1f}", f"{s.performance:.3f}")
+        console.print(sweep_table)
+        console.print("Scaling: average pairwise slope of accuracy (points) per doubling of thinking tokens.")
