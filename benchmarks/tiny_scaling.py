@@ -1,8 +1,8 @@
 """Test-time scaling of the embedded tiny reasoning model on the held-out `synthetic` benchmark.
 
 Greedy decoding. Prints accuracy and mean thinking tokens for a sweep of max_thinking_tokens (from far
-too short to unconstrained, num_ignore 0) and for num_ignore in {0, 1, 2, 4} (unconstrained budget),
-split by whether the model closed its thinking on its own. One shared-prefix sweep computes every row
+too short to effectively unconstrained, num_ignore 0) and for num_ignore in {0, 1, 2, 4} (at the
+largest budget). One shared-prefix sweep computes every row
 (each equals an independent run; see tests/test_sweep.py).
 
     python benchmarks/tiny_scaling.py                 # the shipped tiny model, 400 held-out items
@@ -27,7 +27,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="default: the shipped tiny reasoning model")
     ap.add_argument("--items", type=int, default=400)
-    ap.add_argument("--budgets", default="4,8,16,24,32,auto")
+    ap.add_argument("--budgets", default="4,8,16,24,32,48,64,256")
+    ap.add_argument("--ignore-budget", default="256", help="thinking cap of the num_ignore rows")
     ap.add_argument("--num-ignore", default="0,1,2,4")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--max-answer-tokens", type=int, default=16)
@@ -38,8 +39,9 @@ def main() -> None:
     budgets, ignores = parse_budgets(args.budgets), parse_ints(args.num_ignore, "num_ignore")
     rows = [("max_thinking=" + str(b), BudgetPolicy(max_thinking_tokens=b, max_answer_tokens=args.max_answer_tokens))
             for b in budgets]
-    rows += [("num_ignore=" + str(k), BudgetPolicy(num_ignore=k, max_answer_tokens=args.max_answer_tokens))
-             for k in ignores]
+    cap = parse_budgets(args.ignore_budget)[0]
+    rows += [("num_ignore=" + str(k), BudgetPolicy(max_thinking_tokens=cap, num_ignore=k,
+                                                   max_answer_tokens=args.max_answer_tokens)) for k in ignores]
     settings = list(dict.fromkeys(p for _, p in rows))
     started = time.perf_counter()
     result = run_sweep(backend, [Request(it.id, messages=it.question) for it in items], settings)

@@ -102,7 +102,8 @@ def generate(
     min_thinking_mode: Annotated[str, typer.Option(help="Below the minimum: suppress | wait.")] = "suppress",
     num_ignore: Annotated[int, typer.Option(help="Times to replace a natural end of thinking.")] = 0,
     ignore_str: Annotated[list[str] | None, typer.Option(help="Ignore string (repeatable: cycles).")] = None,
-    max_answer_tokens: Annotated[int, typer.Option(help="Answer cap in tokens.")] = 1024,
+    max_answer_tokens: Annotated[int | None, typer.Option(
+        help="Answer cap in tokens (default: 32 for the tiny model, 1024 otherwise).")] = None,
     temperature: Annotated[float, typer.Option(help="Thinking temperature (0 = greedy).")] = 0.0,
     top_p: Annotated[float, typer.Option(help="Thinking top-p.")] = 1.0,
     top_k: Annotated[int, typer.Option(help="Thinking top-k (0 = off).")] = 0,
@@ -131,8 +132,8 @@ def generate(
         policy = BudgetPolicy(
             max_thinking_tokens=parse_budget(max_thinking_tokens), min_thinking_tokens=min_thinking_tokens,
             min_thinking_mode=min_thinking_mode, num_ignore=num_ignore,
-            ignore_strings=tuple(ignore_str) if ignore_str else None, max_answer_tokens=max_answer_tokens,
-            thinking=think, answer=answer,
+            ignore_strings=tuple(ignore_str) if ignore_str else None,
+            max_answer_tokens=max_answer_tokens or (32 if model is None else 1024), thinking=think, answer=answer,
         )
     except (PolicyError, typer.BadParameter) as exc:
         fail(str(exc))

@@ -130,3 +130,12 @@ def test_bad_arguments_fail_clearly(tmp_path: Path, extra: list[str], message: s
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
     assert not (tmp_path / "x").exists()
+
+
+def test_eval_with_no_model_runs_the_embedded_default(tmp_path: Path):
+    out = tmp_path / "default"
+    result = runner.invoke(app, ["eval", "--limit", "8", "--output", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["tasks"] == ["synthetic"] and manifest["model"].startswith("tiny")
+    assert len(keys(out)) == 8 * len(manifest["settings"]) and (out / "scaling.png").exists()

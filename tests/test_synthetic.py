@@ -381,3 +381,18 @@ def test_count_letter_questions_match_their_answers() -> None:
         letter = item.question.split("How many ")[1][0]
         word = item.question.rstrip("?").split()[-1]
         assert item.answer == str(word.count(letter))
+
+
+def test_a_second_recheck_confirms_the_first_and_keeps_the_answer() -> None:
+    items = generate("addition", 200, seed=4, difficulty=1, recheck_prob=0.5, confirm_prob=0.5, double_prob=1.0)
+    twice = [i for i in items if i.thinking.count(WAIT_LINE) == 2]
+    assert twice and all(recheck_kind(i.thinking) != "direct" for i in twice)
+    assert {recheck_kind(i.thinking) for i in items} - {"direct"} == {"fix", "confirm"}
+    for item in twice:
+        lines = item.thinking.splitlines()
+        assert lines[-2] == CONFIRM_LINE and verify(item, item.thinking)
+        second = lines.index(WAIT_LINE, lines.index(WAIT_LINE) + 1)
+        assert verify(item, "\n".join(lines[:second]))  # the answer before the second Wait is already right
+    assert all(i.thinking.count(WAIT_LINE) <= 1 for i in generate("addition", 100, seed=4, recheck_prob=0.5))
+    with pytest.raises(ValueError, match="double_prob"):
+        generate("addition", 1, seed=0, double_prob=2.0)

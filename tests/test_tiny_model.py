@@ -93,3 +93,36 @@ def test_recipe_can_train_on_a_subset_of_families_and_the_benchmark_can_score_on
     assert len(held) == 50 and {it.family for it in held} == {"sort"}
     with pytest.raises(ValueError, match="n must be"):
         heldout_items(0)
+
+
+# ---------------------------------------------------------------- the shipped model (package data)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from s1.backends import load_backend
+    from s1.models import TINY_MODEL_DIR
+
+    if not (TINY_MODEL_DIR / "model.safetensors").exists():
+        pytest.fail(f"the embedded tiny model is missing from {TINY_MODEL_DIR}")
+    return load_backend(None, device="cpu", batch_size=64)  # no --model: the embedded default, offline
+
+
+def test_the_shipped_model_is_small_and_loads_offline_as_the_default(shipped):
+    from s1.models import TINY_MODEL_DIR
+
+    size = sum(p.stat().st_size for p in TINY_MODEL_DIR.iterdir())
+    assert size <= 20 * 2**20
+    assert shipped.format.name == "s1"  # its chat template opens s1 thinking, so `auto` finds it
+
+
+def test_the_shipped_model_reasons_better_the_longer_it_may_think(shipped):
+    items = heldout_items(80)
+    requests = [Request(it.id, messages=it.question) for it in items]
+
+    def accuracy(budget: int) -> float:
+        gens = shipped.generate(requests, BudgetPolicy(max_thinking_tokens=budget, max_answer_tokens=16))
+        return sum(score(it, g.answer) for it, g in zip(items, gens, strict=True)) / len(items)
+
+    assert accuracy(4) <= 0.2  # far too short: it has not worked anything out yet
+    assert accuracy(256) >= 0.7  # enough room: it works the problem and answers correctly

@@ -105,8 +105,10 @@ def first_difference(wrong: Sequence[str], right: Sequence[str]) -> tuple[str, s
     return "(same steps)", "(same steps)"
 
 
-def compose_thinking(header: Sequence[str], first: Attempt, second: Attempt | None) -> str:
-    """Lay out the thinking trace: first attempt, then optionally ``Wait`` and a careful re-check."""
+def compose_thinking(header: Sequence[str], first: Attempt, second: Attempt | None,
+                     again: Attempt | None = None) -> str:
+    """Lay out the thinking trace: first attempt, then optionally ``Wait`` and a careful re-check, and
+    optionally a second ``Wait`` and re-check (`again`, which confirms the first re-check)."""
     lines = [*header, *first.method, *first.lines, answer_line(first.answer)]
     if second is not None:
         lines += [WAIT_LINE, *second.method, *second.lines]
@@ -118,6 +120,8 @@ def compose_thinking(header: Sequence[str], first: Attempt, second: Attempt | No
                 wrong, right = first_difference(first.lines, second.lines)
                 lines += [f"Wrong: {wrong}", f"Right: {right}"]
         lines.append(answer_line(second.answer))
+        if again is not None:
+            lines += [WAIT_LINE, *again.method, *again.lines, CONFIRM_LINE, answer_line(again.answer)]
     return "\n".join(lines)
 
 

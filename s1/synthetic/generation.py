@@ -93,13 +93,15 @@ def _draw_problem(family: Family, rng: random.Random, difficulty: int, split: st
     return fallback
 
 
-def _draw_mode(rng: random.Random, recheck_prob: float, confirm_prob: float) -> TraceMode:
-    """Both draws always happen so the RNG stream (and later choices) never depends on the probabilities."""
-    fix, confirm = rng.random() < recheck_prob, rng.random() < confirm_prob
-    return "fix" if fix else "confirm" if confirm else "direct"
+def _draw_mode(rng: random.Random, recheck_prob: float, confirm_prob: float,
+               double_prob: float = 0.0) -> tuple[TraceMode, bool]:
+    """All draws always happen so the RNG stream (and later choices) never depends on the probabilities."""
+    fix, confirm, double = rng.random() < recheck_prob, rng.random() < confirm_prob, rng.random() < double_prob
+    mode: TraceMode = "fix" if fix else "confirm" if confirm else "direct"
+    return mode, double and mode != "direct"
 
 
-def _thinking(family: Family, problem: Problem, mode: TraceMode, rng: random.Random) -> str:
+def _thinking(family: Family, problem: Problem, mode: TraceMode, rng: random.Random, double: bool = False) -> str:
     solved = family.solve(problem)
     if family.canonical(solved.answer) != family.canonical(problem.answer):
         raise RuntimeError(f"{family.name} solver disagrees with gold on {problem.question!r}")
@@ -108,12 +110,13 @@ def _thinking(family: Family, problem: Problem, mode: TraceMode, rng: random.Ran
     checked = family.check(problem)
     if family.canonical(checked.answer) != family.canonical(problem.answer):
         raise RuntimeError(f"{family.name} careful check disagrees with gold on {problem.question!r}")
+    again = checked if double else None
     if mode == "confirm":
-        return compose_thinking(problem.header, solved, checked)
+        return compose_thinking(problem.header, solved, checked, again)
     wrong = family.slip(problem, rng)
     if family.canonical(wrong.answer) == family.canonical(problem.answer):
         raise RuntimeError(f"{family.name} slip did not change the answer of {problem.question!r}")
-    return compose_thinking(problem.header, wrong, checked)
+    return compose_thinking(problem.header, wrong, checked, again)
 
 
 def _generate_family(
@@ -124,6 +127,7 @@ def _generate_family(
     levels: range | list[int],
     recheck_prob: float,
     confirm_prob: float,
+    double_prob: float = 0.0,
 ) -> list[SyntheticItem]:
     items: list[SyntheticItem] = []
     seen: set[str] = set()
@@ -132,7 +136,7 @@ def _generate_family(
         difficulty = rng.choice(levels)
         problem = _draw_problem(family, rng, difficulty, split, seen)
         seen.add(problem.question)
-        mode = _draw_mode(rng, recheck_prob, confirm_prob)
+        mode, double = _draw_mode(rng, recheck_prob, confirm_prob, double_prob)
         items.append(
             SyntheticItem(
                 id=item_id(family.name, split, seed, index),
@@ -140,7 +144,7 @@ def _generate_family(
                 difficulty=difficulty,
                 question=problem.question,
                 answer=problem.answer,
-                thinking=_thinking(family, problem, mode, rng),
+                thinking=_thinking(family, problem, mode, rng, double),
                 response=RESPONSE_LINE.format(problem.answer),
             )
         )
@@ -156,6 +160,7 @@ def generate(
     recheck_prob: float = 0.3,
     *,
     confirm_prob: float = 0.1,
+    double_prob: float = 0.0,
 ) -> list[SyntheticItem]:
     """Generate ``n`` items deterministically.
 
@@ -163,16 +168,19 @@ def generate(
     ``i // k`` of that family's own stream (same id, same content). ``difficulty`` is one
     level, a range of levels (drawn uniformly per item), or None for all levels.
     ``recheck_prob`` is the chance a trace starts with a wrong attempt that a ``Wait``
-    re-check fixes; of the remaining traces, ``confirm_prob`` get a re-check that confirms.
+    re-check fixes; of the remaining traces, ``confirm_prob`` get a re-check that confirms; a re-checked
+    trace gets a second ``Wait`` re-check (which confirms) with ``double_prob``.
     """
     _validate(family, n, seed, split)
     levels = _levels(difficulty, DIFFICULTIES)
     _check_prob("recheck_prob", recheck_prob)
     _check_prob("confirm_prob", confirm_prob)
+    _check_prob("double_prob", double_prob)
     names = [family] if family is not None else list(FAMILY_NAMES)
     k = len(names)
     streams = [
-        _generate_family(FAMILIES[name], (n - j + k - 1) // k, seed, split, levels, recheck_prob, confirm_prob)
+        _generate_family(FAMILIES[name], (n - j + k - 1) // k, seed, split, levels, recheck_prob, confirm_prob,
+                         double_prob)
         for j, name in enumerate(names)
     ]
     return [streams[i % k][i // k] for i in range(n)]

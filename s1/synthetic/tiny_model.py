@@ -36,16 +36,17 @@ class TinyRecipe:
 
     seed: int = 0
     families: tuple[str, ...] | None = ("addition",)  # None: every family
-    train_items: int = 16000
+    train_items: int = 38400
     difficulties: tuple[int, ...] = (1,)
-    recheck_prob: float | tuple[float, ...] = 0.2  # (per difficulty) a quick slip that `Wait` catches
-    confirm_prob: float | tuple[float, ...] = 0.2  # (per difficulty) a re-check that confirms
+    recheck_prob: float | tuple[float, ...] = 0.35  # (per difficulty) a quick slip that `Wait` catches
+    confirm_prob: float | tuple[float, ...] = 0.3  # (per difficulty) a re-check that confirms
+    double_prob: float = 0.3  # a re-checked trace is re-checked once more (so a second `Wait` is familiar)
     vocab_size: int = 384
-    hidden_size: int = 192
+    hidden_size: int = 128
     layers: int = 4
-    heads: int = 6
-    kv_heads: int = 3
-    intermediate_size: int = 512
+    heads: int = 4
+    kv_heads: int = 4
+    intermediate_size: int = 384
     max_positions: int = 1024
 
     def to_dict(self) -> dict[str, Any]:
@@ -61,7 +62,7 @@ def training_items(recipe: TinyRecipe) -> list[SyntheticItem]:
         for n, level in enumerate(recipe.difficulties):
             items += generate(family, per_part, seed=recipe.seed * 1000 + level, split="train", difficulty=level,
                               recheck_prob=_per_level(recipe.recheck_prob, n),
-                              confirm_prob=_per_level(recipe.confirm_prob, n))
+                              confirm_prob=_per_level(recipe.confirm_prob, n), double_prob=recipe.double_prob)
     random.Random(recipe.seed).shuffle(items)
     return items
 
