@@ -294,14 +294,9 @@ def eval_(
         with Progress(*columns, console=err, transient=True) as bar:
             task_id = bar.add_task("samples", total=None)
 
-            def advance(n: int) -> None:
-                bar.advance(task_id, n)
-
-            # the total is known once the store has been read
-            done = store.done_keys()
-            bar.update(task_id, total=n_items * config.samples * len(config.settings()), completed=len(done))
             progress = evaluate(config, backend, store, items, chunk_items=max(1, batch_size // config.samples),
-                                on_chunk=advance)
+                                on_chunk=lambda n: bar.advance(task_id, n),
+                                on_start=lambda p: bar.update(task_id, total=p.total, completed=p.done_before))
         store.finish()
     finally:
         store.close()

@@ -147,8 +147,10 @@ def _requests(item: TaskItem, config: EvalConfig, control: Control | None) -> li
 
 
 def evaluate(config: EvalConfig, backend: Any, store: RunStore, items: dict[str, list[TaskItem]],
-             chunk_items: int = 16, on_chunk: Callable[[int], None] | None = None) -> EvalProgress:
-    """Run every pending (task, item, sample, setting) and store it; returns the counts."""
+             chunk_items: int = 16, on_chunk: Callable[[int], None] | None = None,
+             on_start: Callable[[EvalProgress], None] | None = None) -> EvalProgress:
+    """Run every pending (task, item, sample, setting) and store it; returns the counts. `on_start` sees
+    the totals (and what the store already had) before any work; `on_chunk` each chunk's new samples."""
     settings = config.settings()
     labels = [p.label() for p in settings]
     control = Control.parse(config.control) if config.control else None
@@ -163,6 +165,8 @@ def evaluate(config: EvalConfig, backend: Any, store: RunStore, items: dict[str,
             progress.done_before += len(keys) - missing
             if missing:
                 work.append((task, item))
+    if on_start:
+        on_start(progress)
     for start in range(0, len(work), chunk_items):
         chunk = work[start : start + chunk_items]
         requests = [r for _, item in chunk for r in _requests(item, config, control)]

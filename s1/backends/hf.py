@@ -212,13 +212,9 @@ class HFBackend:
             results += [self._record(s) for s in seqs]
         return results
 
-    def forcing_tokens(self, policy: BudgetPolicy) -> Any:
-        """The format's forced strings as this tokenizer's ids, for `policy`'s ignore strings."""
-        return self._forcing_tokens(policy)
-
     def thinking_budget(self, policy: BudgetPolicy, prompt_tokens: int) -> int:
         """`policy`'s thinking budget for a prompt of `prompt_tokens` tokens ("auto" resolved)."""
-        reserve = self._forcing_tokens(policy).forced_reserve(policy)
+        reserve = self.forcing_tokens(policy).forced_reserve(policy)
         return policy.resolve_thinking_budget(self.context_length, prompt_tokens, reserve)
 
     def _failed(self, req: Request, policy: BudgetPolicy, error: str, prompt: str = "") -> Generation:
@@ -226,7 +222,8 @@ class HFBackend:
                                  setting=req.setting or policy.label(), backend=self.name)
 
     # -- preparation ---------------------------------------------------------------------------
-    def _forcing_tokens(self, policy: BudgetPolicy):
+    def forcing_tokens(self, policy: BudgetPolicy) -> Any:
+        """The format's forced strings as this tokenizer's ids, for `policy`'s ignore strings (cached)."""
         key = policy.ignore_strings
         if key not in self._tokens_cache:
             self._tokens_cache[key] = self.binding.forcing_tokens(self.tokenizer, policy)
@@ -239,9 +236,9 @@ class HFBackend:
         else:
             prompt = self.format.ensure_open(req.prompt or "")
             prompt_ids = self.tokenizer.encode(prompt)
-        tokens = self._forcing_tokens(policy)
+        tokens = self.forcing_tokens(policy)
         reserve = tokens.forced_reserve(policy)
-        budget = policy.resolve_thinking_budget(self.context_length, len(prompt_ids), reserve)
+        budget = self.thinking_budget(policy, len(prompt_ids))
         if self.context_length and len(prompt_ids) + budget + reserve + policy.max_answer_tokens > self.context_length:
             raise PolicyError(
                 f"prompt ({len(prompt_ids)} tokens) + max_thinking_tokens ({budget}) + max_answer_tokens "
