@@ -1,16 +1,21 @@
 """Cost of a 6-point budget sweep: shared prefixes vs independent runs vs the single longest run.
 
-One run, side by side, on the same model and held-out synthetic items, greedy. Prints wall times and
-the ratios: shared sweep / longest run (target <= 1.3) and independent runs / shared sweep. Also checks
-that the shared sweep's records equal the independent runs' token for token.
+One run, side by side, on the same model and held-out synthetic items, greedy; each timing is the
+median of --repeats runs. Prints wall times and the ratios: shared sweep / longest run (target <= 1.3)
+and independent runs / shared sweep, and the token floor: the tokens the sweep must compute (the
+longest run's, plus each branch's tokens after the prefix it shares) over the longest run's. No
+method that computes every branch's answer can beat the floor; the wall-time ratio's distance above
+it is overhead. Also checks that the shared sweep's records equal the independent runs' token for token.
 
     python benchmarks/sweep_cost.py                       # the shipped tiny model, 200 items
     python benchmarks/sweep_cost.py --model DIR --items 100 --budgets 8,16,24,32,48,auto
+    python benchmarks/sweep_cost.py --num-ignore 2     # thinking extended twice: a longer-thinking regime
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 from s1.backends import load_backend
@@ -22,10 +27,18 @@ from s1.methods.sweep import longest_setting, run_sweep
 from s1.synthetic.benchmark import heldout_items
 
 
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
+def timed(fn, repeats: int):
+    """`fn()`'s result and its median wall time over `repeats` runs."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return out, statistics.median(times)
+
+
+def computed_tokens(gen) -> int:
+    return gen.prompt_tokens + len(gen.token_ids)
 
 
 def main() -> None:
@@ -35,27 +48,41 @@ def main() -> None:
     ap.add_argument("--budgets", default="8,16,24,32,48,auto")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--max-answer-tokens", type=int, default=16)
+    ap.add_argument("--num-ignore", type=int, default=0, help="ignores applied in every setting")
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     quiet_hf_logging()
     backend = load_backend(args.model, format="s1", device="cpu", batch_size=args.batch_size)
     requests = [Request(it.id, messages=it.question) for it in heldout_items(args.items)]
-    settings = [BudgetPolicy(max_thinking_tokens=b, max_answer_tokens=args.max_answer_tokens)
-                for b in parse_budgets(args.budgets)]
+    settings = [BudgetPolicy(max_thinking_tokens=b, max_answer_tokens=args.max_answer_tokens,
+                             num_ignore=args.num_ignore) for b in parse_budgets(args.budgets)]
     backend.generate(requests[: args.batch_size], settings[0])  # warm-up
-    _, longest_s = timed(lambda: backend.generate(requests, longest_setting(settings)))
-    sweep, shared_s = timed(lambda: run_sweep(backend, requests, settings))
-    independent, independent_s = timed(lambda: [backend.generate(requests, p) for p in settings])
+    longest, longest_s = timed(lambda: backend.generate(requests, longest_setting(settings)), args.repeats)
+    sweep, shared_s = timed(lambda: run_sweep(backend, requests, settings), args.repeats)
+    independent, independent_s = timed(lambda: [backend.generate(requests, p) for p in settings], args.repeats)
+    long_tokens = sum(computed_tokens(g) for g in longest)
+    branch_tokens = 0
+    for i, gen in enumerate(longest):
+        for g in sweep.generations[i * len(settings) : (i + 1) * len(settings)]:
+            if g.token_ids != gen.token_ids:  # a branch: computed from where it parts ways
+                shared = next((k for k, (a, b) in enumerate(zip(g.token_ids, gen.token_ids, strict=False))
+                               if a != b), min(len(g.token_ids), len(gen.token_ids)))
+                branch_tokens += len(g.token_ids) - shared
     same = all(
         a.token_ids == b.token_ids
         for j, gens in enumerate(independent)
         for a, b in zip(sweep.generations[j :: len(settings)], gens, strict=True)
     )
-    print(f"{len(requests)} items x {len(settings)} budgets ({args.budgets}), greedy, batch {args.batch_size}")
+    print(f"{len(requests)} items x {len(settings)} budgets ({args.budgets}), num_ignore {args.num_ignore}, greedy, "
+          f"batch {args.batch_size}, median of {args.repeats}")
+    print(f"mean thinking tokens    {sum(g.thinking_tokens for g in longest) / len(longest):8.1f}   (longest setting)")
     print(f"single longest run      {longest_s:8.1f} s")
     print(f"shared-prefix sweep     {shared_s:8.1f} s   (thinking {sweep.think_seconds:.1f} s + "
           f"{sweep.branches} branched answers {sweep.branch_seconds:.1f} s)")
     print(f"independent runs        {independent_s:8.1f} s")
     print(f"shared / longest        {shared_s / longest_s:8.2f}   (target <= 1.3)")
+    print(f"token floor             {(long_tokens + branch_tokens) / long_tokens:8.2f}   "
+          f"(tokens a sweep must compute / the longest run's)")
     print(f"independent / shared    {independent_s / shared_s:8.2f}")
     print(f"sweep == independent    {same}")
 

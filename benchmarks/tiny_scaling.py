@@ -19,8 +19,9 @@ from s1.backends.base import Request
 from s1.backends.loading import quiet_hf_logging
 from s1.budget import BudgetPolicy
 from s1.evaluate import parse_budgets, parse_ints
+from s1.grading import grade
 from s1.methods.sweep import run_sweep
-from s1.synthetic.benchmark import heldout_items, score
+from s1.synthetic.benchmark import heldout_items
 
 
 def main() -> None:
@@ -57,7 +58,8 @@ def main() -> None:
     for name, policy in rows:
         j = settings.index(policy)
         gens = result.generations[j :: len(settings)]
-        acc = sum(score(it, g.answer) for it, g in zip(items, gens, strict=True)) / len(items)
+        acc = sum(grade("synthetic", g.answer, it.answer, {"family": it.family}).correct
+                  for it, g in zip(items, gens, strict=True)) / len(items)
         think = sum(g.thinking_tokens + g.thinking_forced_tokens for g in gens) / len(gens)
         ign = sum(g.ignores_applied for g in gens) / len(gens)
         cap = sum(g.cap_hit for g in gens) / len(gens)

@@ -18,6 +18,7 @@ from s1.grading import grade_many
 from s1.methods.sweep import run_sweep
 from s1.runs import RecordKey, RunStore, SampleRecord, items_hash
 from s1.tasks import Control, TaskItem, build_prompt, get_task
+from s1.tasks.mathvista_images import item_categories, item_images
 
 Budget = int | str
 
@@ -143,7 +144,9 @@ def manifest_for(config: EvalConfig, backend: Any, items: dict[str, list[TaskIte
 
 def _requests(item: TaskItem, config: EvalConfig, control: Control | None) -> list[Request]:
     prompt = build_prompt(item, control)
-    return [Request(item.id, messages=prompt, system=config.system, sample_index=s) for s in range(config.samples)]
+    images = item_images(item)  # MathVista: the figure goes before the question (S1-M)
+    return [Request(item.id, messages=prompt, system=config.system, sample_index=s, images=images)
+            for s in range(config.samples)]
 
 
 def evaluate(config: EvalConfig, backend: Any, store: RunStore, items: dict[str, list[TaskItem]],
@@ -177,6 +180,10 @@ def evaluate(config: EvalConfig, backend: Any, store: RunStore, items: dict[str,
         records: list[SampleRecord] = []
         for n, (task, item) in enumerate(chunk):
             gens = result.generations[n * per_item : (n + 1) * per_item]
+            categories = item_categories(item)
+            if categories:  # per-category accuracy in reports (MathVista: question / answer type, skills)
+                for g in gens:
+                    g.meta = {**g.meta, "categories": categories}
             records += grade_records(task, item, gens, config.grader_timeout)
         fresh = [r for r in records if r.key not in done]
         store.append(fresh)

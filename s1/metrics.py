@@ -31,6 +31,7 @@ __all__ = [
     "accuracy_ci",
     "control",
     "cov_at_k",
+    "generated_tokens",
     "maj_at_k",
     "majority_vote",
     "mean_pass_at_k",
@@ -188,6 +189,12 @@ def total_thinking_tokens(gen: Generation) -> int:
     """Tokens in the thinking phase: sampled plus forced ignore strings ("Wait"). s1's script tokenizes
     the whole thinking text, ignore strings included, so this is the count that matches it."""
     return gen.thinking_tokens + gen.thinking_forced_tokens
+
+
+def generated_tokens(gen: Generation) -> int:
+    """Every token one generation produced: thinking and answer, sampled and forced (the compute a
+    method spends, the x-axis of an equal-compute comparison). The prompt is not counted."""
+    return total_thinking_tokens(gen) + gen.answer_tokens + gen.answer_forced_tokens
 
 
 def _steps(thinking: str) -> int:

@@ -44,6 +44,9 @@ class Generation:
     token_ids: list[int] = field(default_factory=list)
     segments: list[Segment] = field(default_factory=list)
     backend: str = ""
+    # Method-level facts a record carries beyond one generation (s1.methods): verifier step scores,
+    # the canonical answer a vote counts, rejection attempts, a search tree's token total. JSON values.
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def forced_tokens(self) -> int:

@@ -126,6 +126,66 @@ def sweep_summaries(rows: list[SettingSummary]) -> list[SweepSummary]:
     return out
 
 
+@dataclass(frozen=True)
+class CategorySummary:
+    """Accuracy of one category (e.g. MathVista's answer_type=float, or one skill) under one setting."""
+
+    task: str
+    setting: str
+    field: str  # question_type, answer_type, skills, ...
+    category: str
+    samples: int
+    accuracy: float
+    cap_hit: float
+    unclosed: float
+
+
+def category_summaries(records: Iterable[SampleRecord]) -> list[CategorySummary]:
+    """Per (task, setting, category) rows from the categories `s1 eval` stores in each record's
+    `meta["categories"]` (an item with several skills counts in each). Empty when no record has any."""
+    groups: dict[tuple[str, str, str, str], list[SampleRecord]] = defaultdict(list)
+    for r in records:
+        for field, values in (r.generation.meta.get("categories") or {}).items():
+            for value in values:
+                groups[r.task, r.generation.setting, field, str(value)].append(r)
+    rows = []
+    for (task, setting, field, value), recs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][3])):
+        ok = [r.generation for r in recs if r.generation.error is None]
+        rows.append(CategorySummary(
+            task, setting, field, value, len(recs),
+            accuracy=sum(bool(r.correct) and r.generation.error is None for r in recs) / len(recs),
+            cap_hit=sum(g.cap_hit for g in ok) / len(ok) if ok else 0.0,
+            unclosed=sum(not g.thinking_closed for g in ok) / len(ok) if ok else 0.0,
+        ))
+    return rows
+
+
+def render_categories(rows: list[CategorySummary], console: Any = None) -> None:
+    """Print per-category accuracy: one row per category, one column per setting."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    if not console.is_terminal:
+        console = Console(width=200, file=console.file)
+    settings = list(dict.fromkeys(r.setting for r in rows))
+    cells: dict[tuple[str, str, str], dict[str, CategorySummary]] = defaultdict(dict)
+    for r in rows:
+        cells[r.task, r.field, r.category][r.setting] = r
+    table = Table(title="accuracy per category (n; cap hit / unclosed at the last setting)", title_justify="left")
+    for name in ("task", "field", "category"):
+        table.add_column(name, no_wrap=True)
+    for name in ("n", *(s.replace("think<=", "<=").replace(",ignore", " +i") for s in settings), "cap hit",
+                 "unclosed"):
+        table.add_column(name, justify="right")
+    for (task, field, category), by_setting in cells.items():
+        last = by_setting[next(s for s in reversed(settings) if s in by_setting)]
+        table.add_row(task, field, category, str(last.samples),
+                      *[f"{by_setting[s].accuracy:.3f}" if s in by_setting else "-" for s in settings],
+                      f"{last.cap_hit:.0%}", f"{last.unclosed:.0%}")
+    console.print(table)
+
+
 def render(rows: list[SettingSummary], sweeps: list[SweepSummary], console: Any = None) -> None:
     """Print the report tables with rich."""
     from rich.console import Console
@@ -160,3 +220,46 @@ def render(rows: list[SettingSummary], sweeps: list[SweepSummary], console: Any 
                                 "-" if s.scaling is None else f"{s.scaling:.1f}", f"{s.performance:.3f}")
         console.print(sweep_table)
         console.print("Scaling: average pairwise slope of accuracy (points) per doubling of thinking tokens.")
+
+
+def render_methods(curves: list[Any], levels: list[Any], console: Any = None) -> None:
+    """Print a comparison run (`s1.methods.summary`): every method's points, each method's Control /
+    Scaling / Performance, and the best accuracy per method within each compute level."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    if not console.is_terminal:
+        console = Console(width=200, file=console.file)
+    several = len({c.task for c in curves}) > 1
+    points = Table(title="methods: accuracy vs compute (tokens generated per question)", title_justify="left")
+    for name in ([*(["task"] if several else []), "method", "setting", "n", "tokens/q", "thinking/q", "accuracy",
+                  "note"]):
+        points.add_column(name, justify="right" if name in ("n", "tokens/q", "thinking/q", "accuracy") else "left")
+    for c in curves:
+        for p in c.points:
+            points.add_row(*([p.task] if several else []), p.method, p.setting, str(p.items), f"{p.tokens:.1f}",
+                           f"{p.thinking:.1f}", f"{p.accuracy:.3f}", p.note)
+    console.print(points)
+    summary = Table(title="per method (s1 paper, Eq. 1-3)", title_justify="left")
+    for name in [*(["task"] if several else []), "method", "points", "Control", "Scaling", "Performance"]:
+        summary.add_column(name, justify="left" if name in ("task", "method") else "right")
+    for c in curves:
+        summary.add_row(*([c.task] if several else []), c.method + (" (reference)" if c.reference else ""),
+                        str(len(c.points)), "-" if c.control is None else f"{c.control:.0%}",
+                        "-" if c.scaling is None else f"{c.scaling:.1f}", f"{c.performance:.3f}")
+    console.print(summary)
+    console.print("Control: share of settings whose thinking (tokens, or steps for step-conditional) stays within "
+                  "what they asked for; Scaling: accuracy points per doubling of thinking tokens.")
+    if levels:
+        for task in dict.fromkeys(lv.task for lv in levels):
+            mine = [lv for lv in levels if lv.task == task]
+            title = "best accuracy within a compute budget (tokens generated per question)"
+            table = Table(title=f"{title}: {task}" if several else title, title_justify="left")
+            table.add_column("method")
+            for lv in mine:
+                table.add_column(f"<={lv.tokens:g}", justify="right")
+            for m in dict.fromkeys(m for lv in mine for m in lv.best):
+                table.add_row(m, *[f"{lv.best[m]:.3f}" if m in lv.best else "-" for lv in mine])
+            table.add_row("[bold]best[/]", *[" = ".join(lv.winners) or "-" for lv in mine])
+            console.print(table)

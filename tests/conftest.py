@@ -18,6 +18,22 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tiny import build_model, build_tokenizer, save_tiny  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """The suite's models are tiny: their matrices gain nothing from a second thread, and on a busy
+    2-core machine two threads run several times slower (measured 3-80x). Subprocesses the tests
+    start (`s1 serve`, the CLI) inherit OMP_NUM_THREADS."""
+    before, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    yield
+    torch.set_num_threads(before)
+    if env is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = env
+
+
 @pytest.fixture(scope="session")
 def tiny_tok():
     return build_tokenizer()

@@ -40,6 +40,19 @@ def test_budget_sweep_equals_independent_runs(stopper_model, tiny_tok, mode):
     assert_same_as_independent(backend, settings, requests())
 
 
+def test_branches_continue_from_the_longest_runs_kv_cache(stopper_model, tiny_tok):
+    # batches of 3 over 7 requests, branch batches of 4, answers long enough for several decode rounds
+    backend = HFBackend(stopper_model, tiny_tok, format="s1", batch_size=3, answer_batch_size=4)
+    settings = [BudgetPolicy(max_thinking_tokens=b, max_answer_tokens=20) for b in (2, 7, 15, 60)]
+    result = run_sweep(backend, requests(), settings)
+    assert result.branches >= len(QUESTIONS)
+    # every branch skipped at least its prompt and the thinking it shares with the longest run
+    assert backend.reused_cache_tokens >= sum(g.prompt_tokens + 2 for g in result.generations[::len(settings)])
+    assert any(g.answer_tokens > 8 for g in result.generations)  # some answers ran past the first rounds
+    assert backend._retained is None  # nothing kept once the sweep is done
+    assert_same_as_independent(backend, settings, requests())
+
+
 def test_ignore_and_budget_grid_equals_independent_runs(stopper_model, tiny_tok):
     backend = HFBackend(stopper_model, tiny_tok, format="s1")
     settings = [BudgetPolicy(max_thinking_tokens=b, num_ignore=k, max_answer_tokens=5)

@@ -396,3 +396,26 @@ def test_a_second_recheck_confirms_the_first_and_keeps_the_answer() -> None:
     assert all(i.thinking.count(WAIT_LINE) <= 1 for i in generate("addition", 100, seed=4, recheck_prob=0.5))
     with pytest.raises(ValueError, match="double_prob"):
         generate("addition", 1, seed=0, double_prob=2.0)
+
+
+def test_hasty_traces_stop_at_a_dropped_carry_only_where_the_shortcut_tempts() -> None:
+    from s1.synthetic.base import Problem
+    from s1.synthetic.families import FAMILIES
+
+    addition = FAMILIES["addition"]
+    # 36 + 94: the ones make exactly 10 and the tens carry anyway, so the forgotten carry gives 120
+    tempting = Problem("What is 36 + 94?", "130", (), (36, 94))
+    assert addition.tempts_haste(tempting)
+    assert not addition.tempts_haste(Problem("What is 47 + 85?", "132", (), (47, 85)))  # ones make 12
+    assert not addition.tempts_haste(Problem("What is 52 + 61?", "113", (), (52, 61)))  # no carry to drop
+    items = generate("addition", 400, seed=2, difficulty=1, hasty_prob=1.0)
+    hasty = [i for i in items if i.response != f"Answer: {i.answer}"]
+    assert hasty and len(hasty) < len(items) // 3  # only the tempting minority
+    for item in hasty:
+        a, b = (int(x) for x in item.question[len("What is "):-1].split(" + "))
+        assert addition.tempts_haste(Problem(item.question, item.answer, (), (a, b)))
+        assert WAIT_LINE not in item.thinking and item.thinking.startswith("Mental math:")
+        wrong = int(item.response.split()[-1])
+        assert wrong == int(item.answer) - 10 and not verify(item, item.thinking)  # the dropped carry, uncaught
+    assert generate("addition", 400, seed=2, difficulty=1) == generate("addition", 400, seed=2, difficulty=1,
+                                                                          hasty_prob=0.0)

@@ -8,7 +8,8 @@ import pytest
 
 from s1.backends.base import Request
 from s1.budget import BudgetPolicy
-from s1.synthetic.benchmark import heldout_items, score
+from s1.grading import grade
+from s1.synthetic.benchmark import heldout_items
 from s1.synthetic.generation import split_of
 from s1.synthetic.tiny_model import TinyRecipe, train_tiny, training_items
 
@@ -76,6 +77,11 @@ def test_heldout_benchmark_items_never_appear_in_training_data():
     assert not train_questions & {it.question for it in held}
     assert all(split_of(it.family, it.question) == "heldout" for it in held)
     assert {(it.family, it.difficulty) for it in held} == {("addition", 1)}  # what the tiny model learns
+
+
+def score(item, answer_text: str) -> bool:
+    """What `s1 eval` and the tiny_scaling benchmark count: the synthetic grader's verdict."""
+    return grade("synthetic", answer_text, item.answer, {"family": item.family}).correct
 
 
 def test_benchmark_scoring_needs_the_answer_after_thinking():

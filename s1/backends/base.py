@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from s1.backends.images import message_images, with_images
 from s1.budget import BudgetPolicy, ForcingMachine
 from s1.formats import ReasoningFormat
 from s1.records import Generation
@@ -17,7 +18,9 @@ class Request:
     Give `messages` (a string is the user turn) to build the prompt with the model's chat template,
     or `prompt` for raw, already formatted text (the thinking opener is appended if missing).
     `policy`, when set, overrides the batch policy for this request. `sample_index` separates
-    samples of one prompt and, with a seed, picks the sample's random stream.
+    samples of one prompt and, with a seed, picks the sample's random stream. `images` (paths, URLs,
+    bytes or PIL images) go into the last user turn before its text, as S1-M places them; images can
+    also be given as `image` parts inside `messages`.
     """
 
     id: str
@@ -27,12 +30,31 @@ class Request:
     sample_index: int = 0
     policy: BudgetPolicy | None = None
     setting: str = ""
+    images: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
             raise ValueError(f"request {self.id!r}: give exactly one of messages or prompt")
+        if isinstance(self.images, str | bytes) or not isinstance(self.images, tuple | list):
+            raise ValueError(f"request {self.id!r}: images must be a list of images, got {type(self.images).__name__}")
+        object.__setattr__(self, "images", tuple(self.images))
+        if self.images and self.prompt is not None:
+            raise ValueError(f"request {self.id!r}: images need messages (a chat), not a raw prompt")
         if isinstance(self.sample_index, bool) or not isinstance(self.sample_index, int) or self.sample_index < 0:
             raise ValueError(f"request {self.id!r}: sample_index must be an integer >= 0")
+
+    def chat(self) -> list[dict[str, Any]] | None:
+        """The messages with the system turn and `images` in place; None for a raw prompt."""
+        if self.messages is None:
+            return None
+        messages = with_images(self.messages, self.images)
+        if self.system is not None:
+            messages = [{"role": "system", "content": self.system}, *messages]
+        return messages
+
+    def image_sources(self) -> list[Any]:
+        """Every image of the request, in prompt order."""
+        return message_images(self.chat())
 
 
 @dataclass

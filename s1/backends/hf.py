@@ -13,6 +13,8 @@ decoding; that is a test.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,13 +28,17 @@ from transformers import (
 )
 
 from s1.backends.base import Branch, Request
+from s1.backends.images import load_image
+from s1.backends.prefix_cache import RetainedRow, prefixed_batch, reusable
+from s1.backends.rounds import absorb_answer, absorb_thinking, machine_record, think_quota
 from s1.backends.sampling import RowSampler, pick_rows
 from s1.backends.tokens import FormatBinding, bind_format, encode
-from s1.budget import BudgetPolicy, ForcingMachine, Kind, Phase, PolicyError
+from s1.budget import BudgetPolicy, ForcingMachine, Phase, PolicyError
 from s1.formats import ReasoningFormat, get_format
-from s1.records import Generation, Segment
+from s1.records import Generation
 
 MODES = ("auto", "single", "multi")
+BRANCH_FIRST_ROUND = 4  # branched answers decode in rounds of 4, 8, 16, ... tokens; finished rows then leave
 
 
 @dataclass
@@ -51,6 +57,8 @@ class _Seq:
     started: float = field(default_factory=time.perf_counter)
     cache: Any = None  # KV cache from this sequence's last round (multi-round, one row at a time)
     cache_ids: list[int] = field(default_factory=list)
+    vision: dict[str, torch.Tensor] | None = None  # the processor's pixel inputs for an image prompt
+    image_tokens: int = 0  # prompt tokens that stand for images (in prompt_tokens, never in thinking)
 
     @property
     def sampler(self) -> RowSampler:
@@ -116,13 +124,21 @@ class RoundLogitsProcessor(LogitsProcessor):
 
 
 class HFBackend:
-    """Budget forcing on any transformers causal LM (batched, left-padded)."""
+    """Budget forcing on any transformers causal LM (batched, left-padded).
+
+    Vision-language models (Qwen2-VL, Qwen2.5-VL): pass the model's processor as `tokenizer` (or as
+    `processor`). Requests with images then go through the processor's chat template and image
+    processing; the pixel inputs are passed to every `generate` call beside the token ids.
+    """
 
     name = "hf"
 
     def __init__(self, model: Any, tokenizer: Any, format: str | ReasoningFormat = "auto",
                  mode: str = "auto", batch_size: int = 16, context_length: int | None = None,
-                 answer_batch_size: int | None = None):
+                 answer_batch_size: int | None = None, processor: Any = None):
+        if processor is None and hasattr(tokenizer, "image_processor"):  # a processor given as the tokenizer
+            processor, tokenizer = tokenizer, tokenizer.tokenizer
+        self.processor = processor
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -144,20 +160,26 @@ class HFBackend:
         # Branched answers (sweeps) are short: a wider batch finishes them in fewer decode steps.
         self.answer_batch_size = answer_batch_size or 4 * batch_size
         self.vocab_limit = len(tokenizer)
-        self.context_length = context_length or getattr(model.config, "max_position_embeddings", None)
+        self.context_length = context_length or getattr(model.config.get_text_config(), "max_position_embeddings",
+                                                        None)
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else min(self.binding.eos_ids)
         self._tokens_cache: dict[tuple[str, ...] | None, Any] = {}
         self._stop_criteria: StopStringCriteria | None = None
-        self.reused_cache_tokens = 0  # prefill tokens saved by KV-cache reuse across rounds
+        self.reused_cache_tokens = 0  # prefill tokens saved by KV-cache reuse (rounds and branches)
+        self._retained: dict[tuple[str, int], RetainedRow] | None = None
 
     @classmethod
     def from_pretrained(cls, model: str, *, gguf_file: str | None = None, device: str = "auto",
                         dtype: str = "auto", trust_remote_code: bool = False, **kwargs: Any) -> HFBackend:
+        from s1.backends.images import is_vision_model, load_vision_model
         from s1.backends.loading import load_hf
 
-        m, tok = load_hf(model, gguf_file=gguf_file, device=device, dtype=dtype,
-                         trust_remote_code=trust_remote_code)
+        if gguf_file is None and is_vision_model(model, trust_remote_code):
+            m, tok = load_vision_model(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+        else:
+            m, tok = load_hf(model, gguf_file=gguf_file, device=device, dtype=dtype,
+                             trust_remote_code=trust_remote_code)
         return cls(m, tok, **kwargs)
 
     @property
@@ -195,22 +217,50 @@ class HFBackend:
     def continue_answers(self, branches: list[Branch]) -> list[Generation]:
         """Finish branched generations: each carries the tokens already emitted (thinking up to its
         cut and the forced closer or cap) and the machine that emitted them; only the answer remains.
-        Used by budget sweeps, which think once and branch an answer at every setting."""
-        results: list[Generation] = []
-        for start in range(0, len(branches), self.answer_batch_size):
-            seqs = []
-            for b in branches[start : start + self.answer_batch_size]:
-                seq = self._start(b.request, b.policy)
-                seq.machine, seq.emitted = b.machine, list(b.emitted)
-                seqs.append(seq)
-            try:
-                with torch.inference_mode():
-                    self._multi_round(seqs)
-            except (RuntimeError, MemoryError) as exc:
-                results += [self._failed(s.request, s.policy, f"{type(exc).__name__}: {exc}", s.prompt) for s in seqs]
-                continue
-            results += [self._record(s) for s in seqs]
-        return results
+        Used by budget sweeps, which think once and branch an answer at every setting. Inside
+        `retain_prefixes()`, a branch of a retained row continues from that row's KV cache."""
+        results: list[Generation | None] = [None] * len(branches)
+        retained = self._retained or {}
+        groups: dict[int, list[int]] = {}  # branches batched per source cache (or none: -1)
+        for i, b in enumerate(branches):
+            src = retained.get((b.request.id, b.request.sample_index))
+            groups.setdefault(id(src.cache) if src else -1, []).append(i)
+        for indices in groups.values():
+            indices.sort(key=lambda i: len(branches[i].emitted))  # similar cuts share a batch: less padding
+            for start in range(0, len(indices), self.answer_batch_size):
+                part = indices[start : start + self.answer_batch_size]
+                seqs = []
+                for i in part:
+                    src = retained.get((branches[i].request.id, branches[i].request.sample_index))
+                    seq = self._start(branches[i].request, branches[i].policy,
+                                      rendered=(src.prompt, src.prompt_ids) if src else None)
+                    seq.machine, seq.emitted = branches[i].machine, list(branches[i].emitted)
+                    seqs.append(seq)
+                try:
+                    with torch.inference_mode():
+                        for s in seqs:
+                            s.emitted.extend(s.machine.take_forced())
+                        self._answer_from_prefixes([s for s in seqs if s.machine.phase is Phase.ANSWER
+                                                    and not s.machine.done], retained)
+                        self._multi_round(seqs)
+                except (RuntimeError, MemoryError) as exc:
+                    for i, s in zip(part, seqs, strict=True):
+                        results[i] = self._failed(s.request, s.policy, f"{type(exc).__name__}: {exc}", s.prompt)
+                    continue
+                for i, s in zip(part, seqs, strict=True):
+                    results[i] = self._record(s)
+        return [r for r in results if r is not None]
+
+    @contextmanager
+    def retain_prefixes(self) -> Iterator[None]:
+        """Keep each single-pass batch's KV cache until the block ends, so `continue_answers` can branch
+        from it instead of re-prefilling. Memory: one batch's cache per `generate` batch in the block
+        (a sweep generates one batch at a time), plus one branch batch's selected copy."""
+        previous, self._retained = self._retained, {}
+        try:
+            yield
+        finally:
+            self._retained = previous
 
     def thinking_budget(self, policy: BudgetPolicy, prompt_tokens: int) -> int:
         """`policy`'s thinking budget for a prompt of `prompt_tokens` tokens ("auto" resolved)."""
@@ -229,8 +279,13 @@ class HFBackend:
             self._tokens_cache[key] = self.binding.forcing_tokens(self.tokenizer, policy)
         return self._tokens_cache[key]
 
-    def _start(self, req: Request, policy: BudgetPolicy) -> _Seq:
-        if req.messages is not None:
+    def _start(self, req: Request, policy: BudgetPolicy, rendered: tuple[str, list[int]] | None = None) -> _Seq:
+        vision, image_tokens = None, 0
+        if rendered is not None:  # the prompt of a retained row this request continues
+            prompt, prompt_ids = rendered
+        elif req.image_sources():
+            prompt, prompt_ids, vision, image_tokens = self._render_images(req)
+        elif req.messages is not None:
             prompt = self.format.render_prompt(self.tokenizer, req.messages, system=req.system)
             prompt_ids = list(encode(self.tokenizer, prompt))
         else:
@@ -250,8 +305,35 @@ class HFBackend:
             machine=ForcingMachine.for_policy(policy, tokens, budget),
             think_sampler=RowSampler(policy.thinking, req.sample_index),
             answer_sampler=RowSampler(policy.answer_sampling, req.sample_index),
-            budget=budget,
+            budget=budget, vision=vision, image_tokens=image_tokens,
         )
+
+    def _render_images(self, req: Request) -> tuple[str, list[int], dict[str, torch.Tensor], int]:
+        """An image prompt through the processor: its chat template (image placeholders before the text),
+        then its image processing, which expands each placeholder to the image's token count."""
+        if self.processor is None:
+            raise ValueError(f"request {req.id!r} has images, but this backend has no processor: load a "
+                             "vision-language model (e.g. Qwen2-VL) or pass HFBackend(model, processor)")
+        images = [load_image(src, f"request {req.id!r}: image {k}") for k, src in enumerate(req.image_sources())]
+        prompt = self.format.ensure_open(self.processor.apply_chat_template(
+            req.chat(), tokenize=False, add_generation_prompt=True))
+        enc = self.processor(text=[prompt], images=images, return_tensors="pt")
+        prompt_ids = enc["input_ids"][0].tolist()
+        image_id = getattr(self.processor, "image_token_id", None)
+        image_tokens = sum(t == image_id for t in prompt_ids)
+        vision = {k: v for k, v in enc.items() if k in ("pixel_values", "image_grid_thw", "image_sizes")}
+        return prompt, prompt_ids, vision, image_tokens
+
+    def _vision_kwargs(self, seqs: list[_Seq], ids: torch.Tensor) -> dict[str, Any]:
+        """The pixel inputs of a batch's image rows, in row order ({} when no row has images). Every call
+        re-prefills such rows: position ids (Qwen2-VL's M-RoPE) are derived from the whole prompt."""
+        rows = [s.vision for s in seqs if s.vision]
+        if not rows:
+            return {}
+        out = {k: torch.cat([r[k] for r in rows]).to(self.device) for k in rows[0]}
+        image_id = getattr(self.processor, "image_token_id", None)
+        out["mm_token_type_ids"] = (ids == image_id).long()
+        return out
 
     def _batch(self, contexts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(c) for c in contexts)
@@ -263,19 +345,30 @@ class HFBackend:
         return ids.to(self.device), mask.to(self.device)
 
     def _run(self, contexts: list[list[int]], processor: LogitsProcessor, max_new: int, eos: set[int],
-             stop_strings: bool = False, owner: _Seq | None = None) -> list[list[int]]:
+             stop_strings: bool = False, owner: _Seq | None = None, retain: list[_Seq] | None = None,
+             batch: tuple[torch.Tensor, torch.Tensor, Any] | None = None,
+             seqs: list[_Seq] | None = None) -> list[list[int]]:
         """One `generate` call over left-padded contexts; returns each row's new tokens.
 
         A round of one sequence (`owner`) continues from that sequence's KV cache (cropped to the prefix it
         shares with the new context, since a stop token may have been replaced), so later rounds
         prefill only what was appended. Batched rounds re-prefill: left padding shifts each row.
+        `retain` keeps the batch's cache for branches (`retain_prefixes`); `batch` is a prepared
+        (ids, mask, cache) that starts from one. `seqs` are the rows, whose images (if any) go along;
+        a batch with images neither reuses nor keeps a cache.
         """
-        ids, mask = self._batch(contexts)
+        kwargs: dict[str, Any] = {}
+        if batch is not None:
+            ids, mask, kwargs["past_key_values"] = batch
+        else:
+            ids, mask = self._batch(contexts)
+        if seqs is not None and any(s.vision for s in seqs):
+            kwargs.update(self._vision_kwargs(seqs, ids))
+            owner, retain = None, None
         config = GenerationConfig(
             do_sample=False, max_new_tokens=max(1, max_new), eos_token_id=sorted(eos), pad_token_id=self.pad_id,
-            temperature=None, top_p=None, top_k=None, return_dict_in_generate=owner is not None,
+            temperature=None, top_p=None, top_k=None, return_dict_in_generate=owner is not None or bool(retain),
         )
-        kwargs: dict[str, Any] = {}
         if stop_strings:
             if self._stop_criteria is None:  # its vocabulary tables are costly: build them once
                 self._stop_criteria = StopStringCriteria(self.tokenizer, list(self.binding.stop_strings))
@@ -289,8 +382,14 @@ class HFBackend:
             self.reused_cache_tokens += keep
         out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
                                   logits_processor=LogitsProcessorList([processor]), **kwargs)
-        if owner is None:
+        if owner is None and not retain:
             return out[:, ids.shape[1]:].tolist()
+        if retain and self._retained is not None and reusable(out.past_key_values):
+            for row, s in enumerate(retain):
+                self._retained[s.request.id, s.request.sample_index] = RetainedRow(
+                    out.past_key_values, row, ids.shape[1], s.prompt, s.prompt_ids, s.emitted)
+        if owner is None:
+            return out.sequences[:, ids.shape[1]:].tolist()
         owner.cache = out.past_key_values
         owner.cache_ids = out.sequences[0, : owner.cache.get_seq_length()].tolist()
         return out.sequences[:, ids.shape[1]:].tolist()
@@ -303,7 +402,8 @@ class HFBackend:
             for s, t in zip(seqs, tokens, strict=True)
         )
         eos = set().union(*(t.answer_stops for t in tokens))
-        self._run([s.prompt_ids for s in seqs], ForcingLogitsProcessor(seqs, self.vocab_limit), max_new, eos)
+        self._run([s.prompt_ids for s in seqs], ForcingLogitsProcessor(seqs, self.vocab_limit), max_new, eos,
+                  retain=seqs if self._retained is not None else None, seqs=seqs)
         for s in seqs:
             if not s.machine.done:  # engine limit reached first; should not happen, never hide it
                 s.machine.finish("length")
@@ -313,6 +413,8 @@ class HFBackend:
         while True:
             for s in seqs:
                 s.emitted.extend(s.machine.take_forced())
+                if not s.machine.done and len(s.emitted) >= _limit(s):
+                    s.machine.finish("length")  # the single pass's engine limit: a run-away is recorded, not looped
             active = [s for s in seqs if not s.machine.done]
             if not active:
                 return
@@ -326,73 +428,88 @@ class HFBackend:
     def _think_round(self, seqs: list[_Seq]) -> None:
         quotas, banned = [], []
         for s in seqs:
-            m = s.machine
-            ban = m.banned()
-            if ban:  # below the minimum: generate exactly up to it with every end of thinking masked
-                ban = ban | {self.binding.closer_ids[0]}
-                quotas.append(m.min_thinking - m.thinking_tokens)
-            else:
-                quotas.append(m.max_thinking - m.thinking_tokens)
+            quota, ban = think_quota(s.machine, self.binding.closer_ids[0])
+            quotas.append(min(quota, _limit(s) - len(s.emitted)))
             banned.append(ban)
         triggers = set().union(*(s.machine.tokens.end_triggers for s in seqs))
         end = seqs[0].machine.tokens.end_token
         proc = RoundLogitsProcessor([s.think_sampler for s in seqs], banned, quotas, end, self.vocab_limit)
         outs = self._run([s.context for s in seqs], proc, max(quotas), triggers | {end},
-                         stop_strings=bool(self.binding.stop_strings), owner=_only(seqs))
+                         stop_strings=bool(self.binding.stop_strings), owner=_only(seqs), seqs=seqs)
         for s, new, quota in zip(seqs, outs, quotas, strict=True):
             self._absorb_thinking(s, new[:quota])  # past its quota a row only got end tokens
 
     def _absorb_thinking(self, s: _Seq, new: list[int]) -> None:
         """Feed one round's thinking tokens to the machine, up to the first end of thinking."""
-        m = s.machine
-        if self.binding.stop_strings:
-            text = self.tokenizer.decode(new, skip_special_tokens=False)
-            idx = _find_stop(text, self.binding.stop_strings)
-            if idx is not None:  # a multi-token closer: strip it at the text level
-                kept, residual = _split_at_text(self.tokenizer, new, idx)
-                for t in [*kept, *encode(self.tokenizer, residual)]:
-                    s.emitted.append(m.feed(t))
-                s.emitted.extend(m.end_thinking())
-                return
-        for t in new:
-            s.emitted.append(m.feed(t))
-            if t in m.tokens.end_triggers:  # replaced by an ignore string, or closed
-                s.emitted.extend(m.take_forced())
-                return
+        s.emitted.extend(absorb_thinking(s.machine, new, self.tokenizer, self.binding.stop_strings))
 
-    def _answer_round(self, seqs: list[_Seq]) -> None:
+    def _answer_round(self, seqs: list[_Seq], batch: tuple[torch.Tensor, torch.Tensor, Any] | None = None) -> None:
         quotas = [s.machine.max_answer - s.machine.answer_tokens for s in seqs]
         stops = set().union(*(s.machine.tokens.answer_stops for s in seqs))
         end = seqs[0].machine.tokens.end_token
         proc = RoundLogitsProcessor([s.answer_sampler for s in seqs], [frozenset()] * len(seqs), quotas, end,
                                     self.vocab_limit)
-        outs = self._run([s.context for s in seqs], proc, max(quotas), stops, owner=_only(seqs))
+        outs = self._run([s.context for s in seqs], proc, max(quotas), stops,
+                         owner=None if batch else _only(seqs), batch=batch, seqs=seqs)
         for s, new, quota in zip(seqs, outs, quotas, strict=True):
-            for t in new[:quota]:  # at the quota the next loop's take_forced() ends it as "length"
-                s.emitted.append(s.machine.feed(t))
-                if s.machine.done:
-                    break
+            # at the quota the next loop's take_forced() ends it as "length"
+            s.emitted.extend(absorb_answer(s.machine, new[:quota]))
+
+    def _answer_from_prefixes(self, seqs: list[_Seq], retained: dict[tuple[str, int], RetainedRow]) -> None:
+        """Answer branches whose thinking a retained row already holds in its KV cache.
+
+        Decodes in rounds of 4, 8, 16, ... tokens; after each, rows that finished leave the batch (their
+        cache rows dropped), so a few long answers do not keep every short one decoding to the cap.
+        """
+        sources = [retained.get((s.request.id, s.request.sample_index)) for s in seqs]
+        if not seqs or any(src is None for src in sources):
+            return
+        shared = [src.usable(s.emitted) for src, s in zip(sources, seqs, strict=True)]
+        if min(shared) <= 0:
+            return
+        ids, mask, cache = prefixed_batch(sources, shared, [s.emitted[k:] for s, k in zip(seqs, shared, strict=True)],
+                                          self.pad_id, self.device)
+        self.reused_cache_tokens += sum(len(src.prompt_ids) + k for src, k in zip(sources, shared, strict=True))
+        active, round_tokens = list(seqs), BRANCH_FIRST_ROUND
+        while active:
+            quotas = [min(s.machine.max_answer - s.machine.answer_tokens, round_tokens) for s in active]
+            round_tokens *= 2
+            stops = set().union(*(s.machine.tokens.answer_stops for s in active))
+            proc = RoundLogitsProcessor([s.answer_sampler for s in active], [frozenset()] * len(active), quotas,
+                                        active[0].machine.tokens.end_token, self.vocab_limit)
+            config = GenerationConfig(
+                do_sample=False, max_new_tokens=max(quotas), eos_token_id=sorted(stops), pad_token_id=self.pad_id,
+                temperature=None, top_p=None, top_k=None, return_dict_in_generate=True,
+            )
+            out = self.model.generate(input_ids=ids, attention_mask=mask, past_key_values=cache,
+                                      generation_config=config, logits_processor=LogitsProcessorList([proc]))
+            new = out.sequences[:, ids.shape[1]:]
+            for s, row, quota in zip(active, new.tolist(), quotas, strict=True):
+                for t in row[:quota]:
+                    s.emitted.append(s.machine.feed(t))
+                    if s.machine.done:
+                        break
+            keep = [r for r, s in enumerate(active)
+                    if not s.machine.done and s.machine.answer_tokens < s.machine.max_answer]
+            if not keep:
+                return
+            rows = torch.tensor(keep, dtype=torch.long, device=self.device)
+            ids = out.sequences[rows]
+            mask = torch.cat([mask, torch.ones_like(new)], dim=1)[rows]
+            cache = out.past_key_values
+            cache.batch_select_indices(rows)
+            active = [active[r] for r in keep]
 
     # -- records -------------------------------------------------------------------------------
     def _record(self, s: _Seq) -> Generation:
-        m = s.machine
-        ids = s.emitted[: len(m.kinds)]
-        kinds = m.kinds[: len(ids)]
-        body = ids[:-1] if kinds and kinds[-1] is Kind.STOP else ids
-        text = self.tokenizer.decode(body, skip_special_tokens=False)
-        thinking, answer, closed = self.format.split(text)
-        return Generation(
-            prompt_id=s.request.id, sample_index=s.request.sample_index,
-            setting=s.request.setting or s.policy.label(), prompt=s.prompt,
-            thinking=thinking, answer=answer, text=text,
-            thinking_tokens=m.thinking_tokens, thinking_forced_tokens=m.thinking_forced,
-            answer_tokens=m.answer_tokens, answer_forced_tokens=m.answer_forced,
-            ignores_applied=m.ignores_applied, cap_hit=m.cap_hit, thinking_closed=closed,
-            finish_reason=m.finish_reason or "length", wall_time_s=time.perf_counter() - s.started,
-            prompt_tokens=len(s.prompt_ids), thinking_budget=s.budget, token_ids=ids,
-            segments=_segments(self.tokenizer, ids, kinds),
-            backend=f"{self.name}:{'single' if self.single_pass else 'multi'}",
-        )
+        label = f"{self.name}:{'single' if self.single_pass else 'multi'}"
+        return machine_record(self.tokenizer, self.format, s, label,
+                              {"image_tokens": s.image_tokens} if s.image_tokens else None)
+
+
+def _limit(s: _Seq) -> int:
+    """Most tokens one generation may emit (what a single pass sizes its `generate` call to)."""
+    return s.budget + s.machine.tokens.forced_reserve(s.policy) + s.policy.max_answer_tokens + 1
 
 
 def _only(seqs: list[_Seq]) -> _Seq | None:
@@ -407,33 +524,3 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
             break
         n += 1
     return n
-
-
-def _find_stop(text: str, stop_strings: tuple[str, ...]) -> int | None:
-    hits = [i for i in (text.find(s) for s in stop_strings) if i >= 0]
-    return min(hits) if hits else None
-
-
-def _split_at_text(tokenizer: Any, ids: list[int], char_index: int) -> tuple[list[int], str]:
-    """Keep the tokens wholly before `char_index`; return them and the text between them and it."""
-    lo, hi = 0, len(ids)
-    while lo < hi:  # largest j whose decoded prefix fits within char_index characters
-        mid = (lo + hi + 1) // 2
-        if len(tokenizer.decode(ids[:mid], skip_special_tokens=False)) <= char_index:
-            lo = mid
-        else:
-            hi = mid - 1
-    prefix = tokenizer.decode(ids[:lo], skip_special_tokens=False)
-    full = tokenizer.decode(ids, skip_special_tokens=False)
-    return ids[:lo], full[len(prefix):char_index]
-
-
-def _segments(tokenizer: Any, ids: list[int], kinds: list[Kind]) -> list[Segment]:
-    out: list[Segment] = []
-    start = 0
-    for i in range(1, len(ids) + 1):
-        if i == len(ids) or kinds[i] is not kinds[start]:
-            out.append(Segment(kinds[start].value, tokenizer.decode(ids[start:i], skip_special_tokens=False),
-                               i - start))
-            start = i
-    return out

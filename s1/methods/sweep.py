@@ -11,6 +11,7 @@ runs token for token (a test); the cost stays close to the single longest run (a
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -94,7 +95,7 @@ def divergence(ids: list[int], kinds: list[Kind], machine: ForcingMachine) -> li
             continue
         # The longer run replaced a natural end of thinking here; this setting replaces it too while it
         # has ignores left (the same string, as the cycle position is the same), else it closes.
-        emitted = machine.feed(machine.tokens.closer[0])
+        emitted = machine.feed(machine.tokens.end_token)
         out.append(emitted)
         if emitted != token:
             return out + machine.take_forced()
@@ -105,12 +106,37 @@ def run_sweep(backend: BranchingBackend, requests: list[Request], settings: list
     """Generate every request under every setting, thinking once per request.
 
     Records carry each setting's own label; a request that fails in the longest run fails in every
-    setting (recorded, never dropped).
+    setting (recorded, never dropped). Requests go through in chunks of the backend's batch size; a
+    backend that can keep a batch's KV cache (`retain_prefixes`) branches its answers from it.
     """
     longest = longest_setting(settings)
-    started = time.perf_counter()
-    long_gens = backend.generate([replace(r, policy=None, setting="") for r in requests], longest)
-    think_seconds = time.perf_counter() - started
+    step = max(1, getattr(backend, "batch_size", len(requests)) or len(requests))
+    retain = getattr(backend, "retain_prefixes", None)
+    ordered: list[Generation] = []
+    think_seconds = branch_seconds = 0.0
+    n_branches = 0
+    for start in range(0, len(requests), step):
+        chunk = requests[start : start + step]
+        with retain() if retain else nullcontext():
+            began = time.perf_counter()
+            long_gens = backend.generate([replace(r, policy=None, setting="") for r in chunk], longest)
+            think_seconds += time.perf_counter() - began
+            by_slot, branches = _plan_branches(backend, chunk, long_gens, settings)
+            began = time.perf_counter()
+            finished = backend.continue_answers([b for _, b in branches]) if branches else []
+            branch_seconds += time.perf_counter() - began
+        for (slot, _), gen in zip(branches, finished, strict=True):
+            by_slot[slot] = gen
+        n_branches += len(branches)
+        ordered += [by_slot[i, j] for i in range(len(chunk)) for j in range(len(settings))]
+    return SweepResult(ordered, longest, think_seconds, branch_seconds, n_branches)
+
+
+def _plan_branches(backend: BranchingBackend, requests: list[Request], long_gens: list[Generation],
+                   settings: list[BudgetPolicy]) -> tuple[dict[tuple[int, int], Generation],
+                                                          list[tuple[tuple[int, int], Branch]]]:
+    """Per (request, setting): the longest record itself where the setting never parts ways with it,
+    a failure where the setting cannot run, else a branch to finish."""
     by_slot: dict[tuple[int, int], Generation] = {}
     branches: list[tuple[tuple[int, int], Branch]] = []
     for i, (req, gen) in enumerate(zip(requests, long_gens, strict=True)):
@@ -133,10 +159,4 @@ def run_sweep(backend: BranchingBackend, requests: list[Request], settings: list
             else:
                 branch_req = replace(req, policy=None, setting=label)
                 branches.append(((i, j), Branch(branch_req, policy, emitted, machine)))
-    started = time.perf_counter()
-    finished = backend.continue_answers([b for _, b in branches]) if branches else []
-    branch_seconds = time.perf_counter() - started
-    for (slot, _), gen in zip(branches, finished, strict=True):
-        by_slot[slot] = gen
-    ordered = [by_slot[i, j] for i in range(len(requests)) for j in range(len(settings))]
-    return SweepResult(ordered, longest, think_seconds, branch_seconds, len(branches))
+    return by_slot, branches

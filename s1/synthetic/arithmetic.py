@@ -123,7 +123,9 @@ class AdditionFamily(Family):
     a difficulty has the same layout (a tiny model copies digits by position). The first attempt is a
     one-line mental sum when no column carries into the next (the shortcut a person takes), else the
     columns. The slip worth learning from is taking the shortcut anyway and dropping a carry; a
-    ``Wait`` re-check always works the columns, which is slower and reliable.
+    ``Wait`` re-check always works the columns, which is slower and reliable. One carry is easy to
+    forget: from a column that barely reaches ten (10 or 11), into a column that carries anyway
+    (`tempts_haste`); a hasty solver does those sums in its head and drops it.
     """
 
     name = "addition"
@@ -161,6 +163,15 @@ class AdditionFamily(Family):
 
     def check(self, problem: Problem) -> Attempt:
         return self._columns(problem.data, None)
+
+    def tempts_haste(self, problem: Problem) -> bool:
+        """Exactly one column carries into the next, its digits make 10 or 11, and the next column
+        carries anyway (so dropping the carry keeps the answer's width)."""
+        digits = [str(x)[::-1] for x in problem.data]
+        sums = [sum(int(d[col]) for d in digits) for col in range(len(digits[0]))]
+        carries = column_lines(list(problem.data)).carries_in
+        into = [col for col, c in enumerate(carries) if c]
+        return len(into) == 1 and sums[into[0] - 1] in (10, 11) and sums[into[0]] >= 10
 
     def slip(self, problem: Problem, rng: random.Random) -> Attempt:
         """The mental shortcut taken with a dropped carry (or, with no carry to drop, a digit off by one);

@@ -37,7 +37,7 @@ CONFIRM_LINE = "This matches the first attempt."
 ANSWER_LINE = "So the answer is {}."
 RESPONSE_LINE = "Answer: {}"
 
-TraceMode = Literal["direct", "confirm", "fix"]
+TraceMode = Literal["direct", "confirm", "fix", "hasty"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,11 @@ class Family(ABC):
         """The careful method a ``Wait`` re-check uses; the same as ``solve`` unless a family answers
         easy problems with a quicker method."""
         return self.solve(problem)
+
+    def tempts_haste(self, problem: Problem) -> bool:
+        """Whether a hasty solver would take a shortcut here that fails (see ``hasty_prob`` in
+        `generation.generate`); no problem does unless a family says so."""
+        return False
 
     @abstractmethod
     def canonical(self, answer: str) -> Hashable | None:

@@ -1,14 +1,14 @@
-"""The `synthetic` benchmark: a fixed held-out set the tiny model never trains on, and its scoring.
+"""The `synthetic` benchmark: a fixed held-out set the tiny model never trains on.
 
 The held-out split is disjoint from training by construction (a question's split is a hash of its
-text); this module fixes which held-out items form the benchmark and how a generation is graded.
+text); this module fixes which held-out items form the benchmark. Grading is the `synthetic` grader
+of `s1.grading`, the same for `s1 eval`, the benchmarks and the tests.
 """
 
 from __future__ import annotations
 
 from s1.synthetic.generation import generate
 from s1.synthetic.item import SyntheticItem
-from s1.synthetic.verify import verify
 
 BENCHMARK_SEED = 20250131  # the s1 paper's arXiv date; fixed so every run scores the same items
 BENCHMARK_FAMILIES: tuple[str, ...] = ("addition",)
@@ -31,8 +31,3 @@ def heldout_items(n: int = 400, difficulties: tuple[int, ...] = BENCHMARK_DIFFIC
                                   split="heldout", difficulty=level))
     mixed = [part[j] for j in range(max(len(p) for p in parts)) for part in parts if j < len(part)]
     return mixed[:n]
-
-
-def score(item: SyntheticItem, answer_text: str) -> bool:
-    """Correct when the text after thinking states the gold answer; empty text is wrong."""
-    return bool(answer_text.strip()) and verify(item, answer_text)

@@ -93,30 +93,35 @@ def _draw_problem(family: Family, rng: random.Random, difficulty: int, split: st
     return fallback
 
 
-def _draw_mode(rng: random.Random, recheck_prob: float, confirm_prob: float,
-               double_prob: float = 0.0) -> tuple[TraceMode, bool]:
+def _draw_mode(rng: random.Random, recheck_prob: float, confirm_prob: float, double_prob: float = 0.0,
+               hasty_prob: float = 0.0, tempting: bool = False) -> tuple[TraceMode, bool]:
     """All draws always happen so the RNG stream (and later choices) never depends on the probabilities."""
     fix, confirm, double = rng.random() < recheck_prob, rng.random() < confirm_prob, rng.random() < double_prob
-    mode: TraceMode = "fix" if fix else "confirm" if confirm else "direct"
-    return mode, double and mode != "direct"
+    hasty = rng.random() < hasty_prob and tempting
+    mode: TraceMode = "hasty" if hasty else "fix" if fix else "confirm" if confirm else "direct"
+    return mode, double and mode in ("fix", "confirm")
 
 
-def _thinking(family: Family, problem: Problem, mode: TraceMode, rng: random.Random, double: bool = False) -> str:
+def _thinking(family: Family, problem: Problem, mode: TraceMode, rng: random.Random,
+              double: bool = False) -> tuple[str, str]:
+    """The trace and the answer it concludes (the gold one, except after an uncaught hasty slip)."""
     solved = family.solve(problem)
     if family.canonical(solved.answer) != family.canonical(problem.answer):
         raise RuntimeError(f"{family.name} solver disagrees with gold on {problem.question!r}")
     if mode == "direct":
-        return compose_thinking(problem.header, solved, None)
+        return compose_thinking(problem.header, solved, None), problem.answer
     checked = family.check(problem)
     if family.canonical(checked.answer) != family.canonical(problem.answer):
         raise RuntimeError(f"{family.name} careful check disagrees with gold on {problem.question!r}")
     again = checked if double else None
     if mode == "confirm":
-        return compose_thinking(problem.header, solved, checked, again)
+        return compose_thinking(problem.header, solved, checked, again), problem.answer
     wrong = family.slip(problem, rng)
     if family.canonical(wrong.answer) == family.canonical(problem.answer):
         raise RuntimeError(f"{family.name} slip did not change the answer of {problem.question!r}")
-    return compose_thinking(problem.header, wrong, checked, again)
+    if mode == "hasty":
+        return compose_thinking(problem.header, wrong, None), wrong.answer
+    return compose_thinking(problem.header, wrong, checked, again), problem.answer
 
 
 def _generate_family(
@@ -128,6 +133,7 @@ def _generate_family(
     recheck_prob: float,
     confirm_prob: float,
     double_prob: float = 0.0,
+    hasty_prob: float = 0.0,
 ) -> list[SyntheticItem]:
     items: list[SyntheticItem] = []
     seen: set[str] = set()
@@ -136,7 +142,9 @@ def _generate_family(
         difficulty = rng.choice(levels)
         problem = _draw_problem(family, rng, difficulty, split, seen)
         seen.add(problem.question)
-        mode, double = _draw_mode(rng, recheck_prob, confirm_prob, double_prob)
+        mode, double = _draw_mode(rng, recheck_prob, confirm_prob, double_prob, hasty_prob,
+                                  family.tempts_haste(problem))
+        thinking, concluded = _thinking(family, problem, mode, rng, double)
         items.append(
             SyntheticItem(
                 id=item_id(family.name, split, seed, index),
@@ -144,8 +152,8 @@ def _generate_family(
                 difficulty=difficulty,
                 question=problem.question,
                 answer=problem.answer,
-                thinking=_thinking(family, problem, mode, rng, double),
-                response=RESPONSE_LINE.format(problem.answer),
+                thinking=thinking,
+                response=RESPONSE_LINE.format(concluded),
             )
         )
     return items
@@ -161,6 +169,7 @@ def generate(
     *,
     confirm_prob: float = 0.1,
     double_prob: float = 0.0,
+    hasty_prob: float = 0.0,
 ) -> list[SyntheticItem]:
     """Generate ``n`` items deterministically.
 
@@ -169,18 +178,23 @@ def generate(
     level, a range of levels (drawn uniformly per item), or None for all levels.
     ``recheck_prob`` is the chance a trace starts with a wrong attempt that a ``Wait``
     re-check fixes; of the remaining traces, ``confirm_prob`` get a re-check that confirms; a re-checked
-    trace gets a second ``Wait`` re-check (which confirms) with ``double_prob``.
+    trace gets a second ``Wait`` re-check (which confirms) with ``double_prob``. On a problem where the
+    family's shortcut fails (`Family.tempts_haste`), ``hasty_prob`` is the chance of a hasty trace: the
+    shortcut slips and the solver stops there, so the trace (and its response) conclude a wrong
+    answer; the item's ``answer`` stays the gold one. This is the habit budget forcing corrects: a
+    model that learned it stops too early, and a forced ``Wait`` brings out the re-check it also learned.
     """
     _validate(family, n, seed, split)
     levels = _levels(difficulty, DIFFICULTIES)
     _check_prob("recheck_prob", recheck_prob)
     _check_prob("confirm_prob", confirm_prob)
     _check_prob("double_prob", double_prob)
+    _check_prob("hasty_prob", hasty_prob)
     names = [family] if family is not None else list(FAMILY_NAMES)
     k = len(names)
     streams = [
         _generate_family(FAMILIES[name], (n - j + k - 1) // k, seed, split, levels, recheck_prob, confirm_prob,
-                         double_prob)
+                         double_prob, hasty_prob)
         for j, name in enumerate(names)
     ]
     return [streams[i % k][i // k] for i in range(n)]

@@ -41,6 +41,7 @@ class TinyRecipe:
     recheck_prob: float | tuple[float, ...] = 0.35  # (per difficulty) a quick slip that `Wait` catches
     confirm_prob: float | tuple[float, ...] = 0.3  # (per difficulty) a re-check that confirms
     double_prob: float = 0.3  # a re-checked trace is re-checked once more (so a second `Wait` is familiar)
+    hasty_prob: float = 0.5  # where the shortcut fails, a hasty trace slips and stops (the habit `Wait` fixes)
     vocab_size: int = 384
     hidden_size: int = 128
     layers: int = 4
@@ -62,7 +63,8 @@ def training_items(recipe: TinyRecipe) -> list[SyntheticItem]:
         for n, level in enumerate(recipe.difficulties):
             items += generate(family, per_part, seed=recipe.seed * 1000 + level, split="train", difficulty=level,
                               recheck_prob=_per_level(recipe.recheck_prob, n),
-                              confirm_prob=_per_level(recipe.confirm_prob, n), double_prob=recipe.double_prob)
+                              confirm_prob=_per_level(recipe.confirm_prob, n), double_prob=recipe.double_prob,
+                              hasty_prob=recipe.hasty_prob)
     random.Random(recipe.seed).shuffle(items)
     return items
 
@@ -139,13 +141,28 @@ def train_tiny(output_dir: str | Path, recipe: TinyRecipe | None = None, max_ste
                logging_steps: int = 10) -> dict[str, Any]:
     """Train the tiny reasoning model from scratch and save it (weights, tokenizer, recipe, losses)."""
     import torch
-    from transformers import set_seed
 
     from s1.train.presets import get_preset
-    from s1.train.sft import to_prompt_completion, train_sft
 
     recipe = recipe or TinyRecipe()
     preset = get_preset("tiny").replace(seed=recipe.seed, **(preset_overrides or {}))
+    # One thread: the weights then do not depend on the machine's core count (reductions split
+    # differently), and matrices this small gain nothing from more threads; on a busy CPU fewer wins.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train(output_dir, recipe, preset, max_steps, log, logging_steps)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(output_dir: str | Path, recipe: TinyRecipe, preset: Any, max_steps: int | None, log: Any,
+           logging_steps: int) -> dict[str, Any]:
+    import torch
+    from transformers import set_seed
+
+    from s1.train.sft import to_prompt_completion, train_sft
+
     set_seed(recipe.seed, deterministic=True)
     items = training_items(recipe)
     corpus = [f"{it.question}\n{it.thinking}\n{answer_text(it)}" for it in items[:4000]]  # already shuffled

@@ -1,4 +1,10 @@
-"""Supervised fine-tuning on reasoning traces (TRL SFTTrainer, completion-only loss)."""
+"""Supervised fine-tuning on reasoning traces (TRL SFTTrainer, completion-only loss).
+
+`presets` (hyperparameters), `sft` (TRL config and trainer, record formatting), `data` (sources,
+rows, length report), `control_data` (token-/step-conditional data), `padding` (a pad token that is not
+EOS), `lora` (PEFT), `launch` + `configs/` (accelerate FSDP / ZeRO-3), `vlm` (Qwen2-VL SFT), `run`
+(`s1 train` for any model). Heavy libraries are imported inside functions.
+"""
 
 from s1.train.presets import PRESETS, SFTPreset, get_preset
 

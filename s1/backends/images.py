@@ -1,0 +1,145 @@
+"""Images in prompts: where they sit in a chat, how they are read, and loading vision-language models.
+
+One convention for every backend: a request's images go into its last user turn as transformers
+chat-template parts (`{"type": "image", "image": ...}`), placed before the text as S1-M does. The
+transformers backend hands such messages to the model's processor (Qwen2-VL / Qwen2.5-VL), the vLLM
+backend to `multi_modal_data`, the OpenAI backend to `image_url` data URLs (`http_images`).
+
+An image is a file path, an http(s) or `data:` URL, raw bytes, or a PIL image. Reading one that
+cannot be read is an error that names the request and the image.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+IMAGE_PART_TYPES = ("image", "image_url")
+
+
+def with_images(messages: list[dict[str, Any]] | str, images: tuple[Any, ...] | list[Any]) -> list[dict[str, Any]]:
+    """`messages` with `images` added to the last user turn, before its text (S1-M's order).
+
+    A string is the user turn. Without images the messages are returned as a list, unchanged.
+    """
+    if isinstance(messages, str):
+        messages = [{"role": "user", "content": messages}]
+    messages = list(messages)
+    if not images:
+        return messages
+    users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
+    if not users:
+        raise ValueError("images need a user message to go into; the messages have none")
+    last = users[-1]
+    content = messages[last].get("content")
+    parts = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
+    messages[last] = {**messages[last], "content": [*({"type": "image", "image": im} for im in images), *parts]}
+    return messages
+
+
+def message_images(messages: list[dict[str, Any]] | str | None) -> list[Any]:
+    """Every image source in `messages`, in order (transformers `image` parts and OpenAI `image_url` parts)."""
+    if messages is None or isinstance(messages, str):
+        return []
+    out: list[Any] = []
+    for m in messages:
+        content = m.get("content")
+        if not isinstance(content, list):
+            continue
+        for p in content:
+            if not isinstance(p, dict) or p.get("type") not in IMAGE_PART_TYPES:
+                continue
+            if p["type"] == "image":
+                source = next((p[k] for k in ("image", "url", "path") if p.get(k) is not None), None)
+            else:
+                url = p.get("image_url")
+                source = url.get("url") if isinstance(url, dict) else url
+            if source is None:
+                raise ValueError(f"an {p['type']!r} message part has no image (give 'image', 'url' or 'path')")
+            out.append(source)
+    return out
+
+
+def load_image(source: Any, field: str = "image", timeout_s: float = 30.0) -> Any:
+    """`source` as an RGB PIL image; `field` names it in errors (e.g. "request 'q1': image 0")."""
+    from PIL import Image, UnidentifiedImageError
+
+    if hasattr(source, "convert") and hasattr(source, "size"):  # already a PIL image
+        return source.convert("RGB") if source.mode != "RGB" else source
+    try:
+        if isinstance(source, bytes | bytearray):
+            data = bytes(source)
+        elif isinstance(source, str) and source.startswith("data:"):
+            header, _, payload = source.partition(",")
+            if ";base64" not in header:
+                raise ValueError("only base64 data URLs are supported")
+            data = base64.b64decode(payload)
+        elif isinstance(source, str) and source.startswith(("http://", "https://")):
+            import httpx
+
+            response = httpx.get(source, timeout=timeout_s, follow_redirects=True)
+            response.raise_for_status()
+            data = response.content
+        elif isinstance(source, str | Path):
+            path = Path(os.path.expanduser(str(source)))
+            if not path.is_file():
+                raise ValueError(f"file not found: {source}")
+            data = path.read_bytes()
+        else:
+            raise ValueError(f"expected a path, URL, bytes or PIL image, got {type(source).__name__}")
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise ValueError(f"{field}: cannot read image {_shown(source)}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - e.g. an HTTP error: one message naming the field
+        raise ValueError(f"{field}: cannot fetch image {_shown(source)}: {type(exc).__name__}: {exc}") from None
+    return image.convert("RGB") if image.mode != "RGB" else image
+
+
+def _shown(source: Any) -> str:
+    if isinstance(source, bytes | bytearray):
+        return f"<{len(source)} bytes>"
+    text = str(source)
+    return repr(text if len(text) <= 80 else text[:77] + "...")
+
+
+def is_vision_model(model: str, trust_remote_code: bool = False) -> bool:
+    """Whether a model's config has a vision tower (Qwen2-VL, Qwen2.5-VL, ...): a local directory's
+    config.json, else the Hub config (cached by transformers). Unknown means no."""
+    config = Path(os.path.expanduser(model)) / "config.json"
+    if config.is_file():
+        import json
+
+        try:
+            return "vision_config" in json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+    if os.path.exists(os.path.expanduser(model)) or model.endswith(".gguf"):
+        return False
+    try:
+        from transformers import AutoConfig
+
+        return hasattr(AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code), "vision_config")
+    except Exception:  # noqa: BLE001 - offline or not a transformers model: the text loader says why
+        return False
+
+
+def load_vision_model(model: str, device: str = "auto", dtype: str = "auto",
+                      trust_remote_code: bool = False) -> tuple[Any, Any]:
+    """(model, processor) of a vision-language model: `AutoModelForImageTextToText` + `AutoProcessor`."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from s1.backends.loading import resolve_device, resolve_dtype
+
+    dev = resolve_device(device)
+    try:
+        processor = AutoProcessor.from_pretrained(model, trust_remote_code=trust_remote_code)
+        net = AutoModelForImageTextToText.from_pretrained(model, dtype=resolve_dtype(dtype, dev),
+                                                          trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, AttributeError, ImportError) as exc:
+        raise ValueError(f"cannot load vision-language model {model!r}: {exc} (Qwen2-VL processors need "
+                         "torchvision installed)") from exc
+    return net.to(dev), processor

@@ -1,0 +1,352 @@
+"""`s1 serve`: an OpenAI-compatible HTTP server that adds budget forcing to the model of a backend.
+
+Endpoints: `/v1/models`, `/v1/completions`, `/v1/chat/completions` (JSON or SSE streams), `/health`,
+and vLLM's `/tokenize` / `/detokenize` (so clients such as the `openai` backend count tokens exactly).
+Budget forcing is asked for per request with extra body fields (`max_thinking_tokens`,
+`min_thinking_tokens`, `min_thinking_mode`, `num_ignore`, `ignore_strings`, `max_answer_tokens`) or the
+standard `reasoning_effort`; chat responses carry `reasoning_content` apart from `content` and usage
+with `completion_tokens_details.reasoning_tokens`. Requests that arrive together share engine batches
+(`serve_engine`). Every refusal is an OpenAI-style error body with a 4xx status naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+try:
+    from fastapi import FastAPI, Request
+except ImportError as exc:  # an optional dependency: name the extra that brings it
+    raise ImportError("s1 serve needs FastAPI and uvicorn: pip install 's1[serve]'") from exc
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from s1.records import Generation
+from s1.serve_engine import BatchingEngine
+from s1.serve_plain import PlainEngine, PlainResult
+from s1.serve_policy import (
+    DEFAULT_EFFORT,
+    TINY_EFFORT,
+    BadRequest,
+    ModelView,
+    ServeLimits,
+    Work,
+    chat_work,
+    completion_work,
+)
+from s1.serve_schema import EFFORTS, ChatRequest, CompletionRequest, DetokenizeRequest, TokenizeRequest
+
+MAX_BODY_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """How the server presents itself and what it allows."""
+
+    model_name: str
+    limits: ServeLimits
+    api_key: str | None = None
+    max_body_bytes: int = MAX_BODY_BYTES
+    batch_window_s: float = 0.01
+
+
+def error_response(status: int, message: str, param: str | None = None, kind: str | None = None) -> JSONResponse:
+    kind = kind or {401: "authentication_error", 404: "not_found_error", 413: "request_too_large"}.get(
+        status, "invalid_request_error" if status < 500 else "server_error")
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": status}}, status)
+
+
+class Guard:
+    """ASGI middleware: the bearer token (when the server has an API key) and the body size limit (413,
+    by header or while reading). Pure ASGI, so streaming responses pass through untouched."""
+
+    def __init__(self, app: Any, api_key: str | None, limit: int):
+        self.app, self.api_key, self.limit = app, api_key, limit
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
+                       send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        if (self.api_key and scope.get("path") != "/health"
+                and headers.get(b"authorization", b"") != f"Bearer {self.api_key}".encode()):
+            response = error_response(401, "missing or wrong API key: send 'Authorization: Bearer <key>'")
+            return await response(scope, receive, send)
+        too_big = error_response(413, f"request body exceeds {self.limit} bytes")
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await too_big(scope, receive, send)
+        seen = 0
+
+        async def counted() -> dict[str, Any]:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await too_big(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(backend: Any, config: ServeConfig) -> FastAPI:
+    """The FastAPI app serving `backend` (an `HFBackend` for plain decoding; any backend for forcing)."""
+    engine = BatchingEngine(backend, PlainEngine.for_backend(backend), window_s=config.batch_window_s,
+                            max_batch=max(16, getattr(backend, "batch_size", 16)))
+    model = ModelView(backend)  # the handlers' tokenizer: the engine thread uses the backend's
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await engine.start()
+        try:
+            yield
+        finally:
+            await engine.stop()
+
+    app = FastAPI(title="s1 serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.engine = engine
+    app.add_middleware(Guard, api_key=config.api_key, limit=config.max_body_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _validation_error(exc)
+
+    @app.exception_handler(BadRequest)
+    async def bad(_: Request, exc: BadRequest) -> JSONResponse:
+        return error_response(exc.status, str(exc), exc.param)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail))
+
+    def check_model(name: str | None) -> None:
+        if name is not None and name != config.model_name:
+            raise BadRequest(f"model {name!r} is not served here; this server serves {config.model_name!r}",
+                             "model", status=404)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [{
+            "id": config.model_name, "object": "model", "created": 0, "owned_by": "s1",
+            "max_model_len": model.context_length, "reasoning_format": model.format.name,
+            "eos_token_ids": model.eos_ids,
+        }]}
+
+    @app.post("/tokenize")
+    async def tokenize(body: TokenizeRequest) -> dict[str, Any]:
+        check_model(body.model)
+        tok = model.tokenizer
+        if body.messages is not None:
+            try:
+                text = tok.apply_chat_template([{"role": m.role, "content": m.text()} for m in body.messages],
+                                               tokenize=False, add_generation_prompt=body.add_generation_prompt,
+                                               continue_final_message=body.continue_final_message)
+            except Exception as exc:  # noqa: BLE001 - a template error is the client's to fix
+                raise BadRequest(f"the chat template cannot render these messages: {exc}", "messages") from None
+            ids = tok.encode(text, add_special_tokens=bool(body.add_special_tokens))
+        else:
+            special = True if body.add_special_tokens is None else body.add_special_tokens
+            ids = tok.encode(body.prompt or "", add_special_tokens=special)
+        return {"tokens": ids, "count": len(ids), "max_model_len": model.context_length}
+
+    @app.post("/detokenize")
+    async def detokenize(body: DetokenizeRequest) -> dict[str, Any]:
+        check_model(body.model)
+        if any(t >= len(model.tokenizer) for t in body.tokens):
+            raise BadRequest(f"token ids must be < {len(model.tokenizer)}", "tokens")
+        return {"prompt": model.tokenizer.decode(body.tokens, skip_special_tokens=False)}
+
+    @app.post("/v1/completions")
+    async def completions(body: CompletionRequest) -> Any:
+        check_model(body.model)
+        rid = f"cmpl-{uuid.uuid4().hex}"
+        work = completion_work(body, model, config.limits, rid)
+        return await _respond(engine, work, body, rid, config.model_name, chat=False)
+
+    @app.post("/v1/chat/completions")
+    async def chat(body: ChatRequest) -> Any:
+        check_model(body.model)
+        rid = f"chatcmpl-{uuid.uuid4().hex}"
+        work = chat_work(body, model, config.limits, rid)
+        return await _respond(engine, work, body, rid, config.model_name, chat=True)
+
+    return app
+
+
+def _validation_error(exc: RequestValidationError) -> JSONResponse:
+    """Pydantic's errors as one message naming each field (malformed JSON included)."""
+    by_field: dict[str, list[str]] = {}
+    got: dict[str, Any] = {}
+    for e in exc.errors():
+        kind = e.get("type")
+        if kind == "json_invalid":
+            return error_response(400, f"request body is not valid JSON: {e.get('ctx', {}).get('error', e['msg'])}")
+        path = ".".join(str(x) for x in e.get("loc", ()) if x != "body" and not _union_tag(str(x)))
+        if not path and kind in ("model_attributes_type", "dict_type"):
+            return error_response(400, "request body must be a JSON object (send Content-Type: application/json)")
+        if kind == "extra_forbidden":
+            message = "unknown or unsupported field"
+        elif kind == "missing":
+            message = "field required"
+        else:
+            message = e["msg"].replace("Input should be", "should be").replace("Value error, ", "")
+            got.setdefault(path, e.get("input"))
+        by_field.setdefault(path, [])
+        if message not in by_field[path]:
+            by_field[path].append(message)
+    parts = [f"{path or 'body'}: {' or '.join(msgs)}" + (f" (got {got[path]!r})" if path in got else "")
+             for path, msgs in by_field.items()]
+    return error_response(400, "; ".join(parts) or "invalid request", next(iter(by_field), None) or None)
+
+
+def _union_tag(part: str) -> bool:
+    """Pydantic names the union member in error locations ('constrained-int', 'literal[...]', 'str')."""
+    return (not part.isdigit() and not part.isidentifier()) or part in ("str", "int", "float", "list", "dict")
+
+
+async def _respond(engine: BatchingEngine, work: Work, body: ChatRequest | CompletionRequest, rid: str,
+                   model: str, chat: bool) -> Any:
+    created = int(time.time())
+    if work.plain:
+        outs: list[Any] = await engine.run_plain(work.plain)
+        choices = [_plain_choice(i, o, body, chat) for i, o in enumerate(outs)]
+        completion = sum(len(o.token_ids) for o in outs)
+        reasoning = 0
+    else:
+        gens: list[Generation] = await engine.generate(work.requests)
+        failed = next((g for g in gens if g.error), None)
+        if failed is not None:
+            return error_response(500, f"generation failed: {failed.error}")
+        choices = [_forced_choice(i, g, body, chat) for i, g in enumerate(gens)]
+        completion = sum(len(g.token_ids) for g in gens)
+        reasoning = sum(g.thinking_tokens + g.thinking_forced_tokens for g in gens)
+    usage = {"prompt_tokens": len(work.prompt_ids), "completion_tokens": completion,
+             "total_tokens": len(work.prompt_ids) + completion,
+             "completion_tokens_details": {"reasoning_tokens": reasoning}}
+    head = {"id": rid, "object": "chat.completion" if chat else "text_completion", "created": created,
+            "model": model}
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return StreamingResponse(_sse(head, choices, usage, chat, include_usage), media_type="text/event-stream")
+    response = {**head, "choices": choices, "usage": usage}
+    if body.return_token_ids:
+        response["prompt_token_ids"] = work.prompt_ids
+    return response
+
+
+def _plain_choice(index: int, out: PlainResult, body: Any, chat: bool) -> dict[str, Any]:
+    choice: dict[str, Any] = {"index": index, "finish_reason": out.finish_reason, "stop_reason": out.stop_reason}
+    if chat:
+        choice["message"] = {"role": "assistant", "content": out.text}
+    else:
+        choice["text"] = out.text
+    if body.return_token_ids:
+        choice["token_ids"] = out.token_ids
+    return choice
+
+
+def _forced_choice(index: int, g: Generation, body: Any, chat: bool) -> dict[str, Any]:
+    choice: dict[str, Any] = {"index": index, "finish_reason": g.finish_reason}
+    if chat:
+        choice["message"] = {"role": "assistant", "content": g.answer, "reasoning_content": g.thinking}
+    else:
+        choice["text"] = g.text
+        choice["reasoning_content"] = g.thinking
+    choice["s1"] = {
+        "thinking_tokens": g.thinking_tokens, "thinking_forced_tokens": g.thinking_forced_tokens,
+        "answer_tokens": g.answer_tokens, "answer_forced_tokens": g.answer_forced_tokens,
+        "ignores_applied": g.ignores_applied, "cap_hit": g.cap_hit, "thinking_budget": g.thinking_budget,
+        "thinking_closed": g.thinking_closed,
+    }
+    if body.return_token_ids:
+        choice["token_ids"] = g.token_ids
+    return choice
+
+
+async def _sse(head: dict[str, Any], choices: list[dict[str, Any]], usage: dict[str, Any], chat: bool,
+               include_usage: bool) -> AsyncIterator[str]:
+    """OpenAI's stream shape: deltas per choice (role, reasoning, content), a finish chunk, usage, [DONE].
+
+    Chunks are sent once the batch holding the request has finished (the engine decodes whole batches).
+    """
+    kind = "chat.completion.chunk" if chat else "text_completion"
+
+    def chunk(choice: dict[str, Any], **extra: Any) -> str:
+        return "data: " + json.dumps({**head, "object": kind, "choices": [choice], **extra}) + "\n\n"
+
+    for c in choices:
+        i = c["index"]
+        if chat:
+            message = c["message"]
+            yield chunk({"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None})
+            for piece in _pieces(message.get("reasoning_content") or ""):
+                yield chunk({"index": i, "delta": {"reasoning_content": piece}, "finish_reason": None})
+            for piece in _pieces(message["content"]):
+                yield chunk({"index": i, "delta": {"content": piece}, "finish_reason": None})
+            yield chunk({"index": i, "delta": {}, "finish_reason": c["finish_reason"], "s1": c.get("s1")})
+        else:
+            for piece in _pieces(c["text"]):
+                yield chunk({"index": i, "text": piece, "finish_reason": None})
+            yield chunk({"index": i, "text": "", "finish_reason": c["finish_reason"], "s1": c.get("s1")})
+    if include_usage:
+        yield "data: " + json.dumps({**head, "object": kind, "choices": [], "usage": usage}) + "\n\n"
+    yield "data: [DONE]\n\n"
+
+
+def _pieces(text: str) -> list[str]:
+    """Stream text line by line (each piece keeps its newline)."""
+    return text.splitlines(keepends=True)
+
+
+def serve(backend: Any, config: ServeConfig, host: str = "127.0.0.1", port: int = 8000,
+          log_level: str = "warning") -> None:
+    """Run the server until interrupted (uvicorn, one process: the model lives in it)."""
+    import uvicorn
+
+    uvicorn.run(create_app(backend, config), host=host, port=port, log_level=log_level, access_log=False)
+
+
+def default_limits(backend: Any, tiny: bool, max_tokens: int | None = None,
+                   effort: dict[str, int] | None = None, max_n: int = 16) -> ServeLimits:
+    """Limits from the backend: completion ceiling = context length, greedy if the model's generation config
+    says so, tiny-model budgets for the embedded model."""
+    context = getattr(backend, "context_length", None) or 32768
+    gen_config = getattr(getattr(backend, "model", None), "generation_config", None)
+    do_sample = getattr(gen_config, "do_sample", True)
+    temperature = float(getattr(gen_config, "temperature", None) or 1.0) if do_sample else 0.0
+    return ServeLimits(
+        max_tokens=max_tokens or context, default_answer_tokens=32 if tiny else 1024,
+        default_temperature=temperature, effort={**(TINY_EFFORT if tiny else DEFAULT_EFFORT), **(effort or {})},
+        max_n=max_n,
+    )
+
+
+
+def parse_effort(text: str) -> dict[str, int]:
+    """`low=8,medium=16,high=48` -> budgets per `reasoning_effort` level; unnamed levels keep their defaults."""
+    out: dict[str, int] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, _, value = part.partition("=")
+        if name not in EFFORTS:
+            raise ValueError(f"reasoning effort level must be one of {', '.join(EFFORTS)}, got {name!r}")
+        if not value.isdigit():
+            raise ValueError(f"reasoning effort {name}: the budget must be an integer >= 0, got {value!r}")
+        out[name] = int(value)
+    return out
