@@ -209,10 +209,6 @@ outputs = ["jsonl", "parquet", "dataset"]
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the tiny model's matmuls are small: one thread beats two fighting over a busy CPU
     tmp = tmp_path_factory.mktemp("curate")
     planted = make_pool(tmp)
     api = FakeAPI()
@@ -222,7 +218,6 @@ def run(tmp_path_factory):
     calls_after_first = dict(api.calls)
     first_selection = (out / "selected.jsonl").read_bytes()
     rerun = run_all(load_config(config))
-    torch.set_num_threads(threads)
     yield {"tmp": tmp, "out": out, "config": config, "planted": planted, "reports": reports, "rerun": rerun,
            "api": api, "calls_after_first": calls_after_first, "first_selection": first_selection}
     api.close()

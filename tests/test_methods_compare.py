@@ -20,16 +20,6 @@ from s1.models import TINY_MODEL_DIR
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models' matrices are too small to split across threads: on a shared CPU one thread is
-    several times faster. Restored after this module."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def prm(tmp_path_factory) -> Path:
     tok = AutoTokenizer.from_pretrained(str(TINY_MODEL_DIR))

@@ -5,7 +5,6 @@ its start continues from what it has (the prompt appears once in every context).
 from __future__ import annotations
 
 import pytest
-import torch
 
 from s1.backends import load_backend
 from s1.backends.base import Request
@@ -18,16 +17,6 @@ from s1.records import Generation
 from s1.synthetic.benchmark import heldout_items
 
 T = SamplingSettings(temperature=1.0, seed=7)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models' matrices are too small to split across threads: on a shared CPU one thread is
-    several times faster. Restored after this module."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_width_allocation_by_hand():

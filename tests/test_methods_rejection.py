@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-import torch
 
 from s1.backends import load_backend
 from s1.backends.base import Request
@@ -16,16 +15,6 @@ from s1.records import Generation
 from s1.synthetic.benchmark import heldout_items
 
 SAMPLED = BudgetPolicy(max_answer_tokens=8, thinking=SamplingSettings(temperature=1.0, seed=1))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models' matrices are too small to split across threads: on a shared CPU one thread is
-    several times faster. Restored after this module."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class Scripted:

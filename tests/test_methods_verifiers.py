@@ -26,15 +26,6 @@ CANDIDATES = [
     Candidate("What is 60 + 70?", "So the answer is 130.", "Final Answer: 130"),
 ]
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models' matrices are too small to split across threads: on a shared CPU one thread is
-    several times faster. Restored after this module."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def tiny_reward_model(tmp_path, cls, **config):
     """A random 1-layer Llama reward model with the tiny reasoner's tokenizer, saved and reloadable."""

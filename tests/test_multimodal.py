@@ -29,8 +29,6 @@ from s1.budget import BudgetPolicy  # noqa: E402
 from s1.formats import S1M_IGNORE_STRINGS  # noqa: E402
 from s1.methods.sweep import run_sweep  # noqa: E402
 
-torch.set_num_threads(1)
-
 VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 # Qwen2-VL's chat template, reduced to images and text: an image part becomes the vision placeholder.
 TEMPLATE = (

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 from test_multimodal import load_tiny_vl, save_tiny_vl
 from typer.testing import CliRunner
@@ -22,7 +21,6 @@ from s1.runs import RunStore
 from s1.tasks import get_task
 from s1.tasks.mathvista_images import item_categories, item_images
 
-torch.set_num_threads(1)
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mathvista_testmini.json"
 PIDS = ["1", "2", "3", "4", "5"]
 

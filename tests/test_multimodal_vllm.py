@@ -11,14 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from test_multimodal import TEMPLATE, build_tokenizer, image_processor, png
 from test_multimodal import ImageProcessor as Processor
 
 from s1.backends.base import Request
 from s1.budget import BudgetPolicy
-
-torch.set_num_threads(1)
 
 
 @dataclass

@@ -23,7 +23,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import torch
 import uvicorn
 from typer.testing import CliRunner
 
@@ -59,16 +58,6 @@ def free_port() -> int:
 def same(a, b, fields=FIELDS) -> list[str]:
     """The fields in which two generations differ."""
     return [f for f in fields if getattr(a, f) != getattr(b, f)]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_math_thread():
-    """Tiny models gain nothing from more threads, and on a busy machine spinning threads slow them down
-    many times over; the setting is restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 
-import torch
 import yaml
 from tiny import save_tiny
 from typer.testing import CliRunner
 
 from s1.cli import app
 
-torch.set_num_threads(1)
 runner = CliRunner()
 
 

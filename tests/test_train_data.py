@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from tiny import build_model, build_tokenizer
 
 from s1.formats import PRESETS
@@ -13,8 +12,6 @@ from s1.tasks.prompts import Control, build_prompt
 from s1.train.control_data import ControlSpec, apply_control
 from s1.train.data import apply_overflow, build_rows, load_training_records, normalise_row
 from s1.train.padding import ensure_pad_token
-
-torch.set_num_threads(1)
 
 RECORD = {"question": "What is 2 + 3?", "thinking": "First 2.\n\nThen add 3.\n\nSo 5.", "answer": "Final Answer: 5"}
 

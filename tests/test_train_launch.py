@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from transformers import LlamaConfig, Qwen2Config, Qwen2VLConfig
 
 from s1.train.launch import accelerate_config, decoder_layers, launch_command, load_config, write_config
-
-torch.set_num_threads(1)
 
 
 def test_fsdp_config_is_s1_32b_setup():

@@ -8,8 +8,6 @@ import torch
 from s1.train.presets import get_preset
 from s1.train.sft import sft_config
 
-torch.set_num_threads(1)
-
 
 def test_s1_preset_is_the_papers_recipe():
     p = get_preset("s1")

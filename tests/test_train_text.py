@@ -17,8 +17,6 @@ from s1.train.lora import LoraOptions
 from s1.train.run import SUMMARY_FILE, TrainJob, run_text
 from s1.train.sft import sft_config
 
-torch.set_num_threads(1)
-
 RECORDS = [{"question": f"What is {a} + {b}?", "thinking": f"Let me think. {a} + {b} = {a + b}.",
             "answer": f"Final Answer: {a + b}"} for a, b in [(1, 2), (3, 4), (5, 6), (7, 8)]]
 FAST = {"learning_rate": 3e-3, "warmup_ratio": 0.0, "global_batch_size": 4, "per_device_batch_size": 4,

@@ -22,8 +22,6 @@ from s1.formats import PRESETS
 from s1.train.presets import get_preset
 from s1.train.vlm import VLMCollator, freeze_vision, load_vlm_records, train_vlm, vlm_example, vlm_record
 
-torch.set_num_threads(1)
-
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
             "<|video_pad|>"]
 TEMPLATE = (

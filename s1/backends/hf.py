@@ -30,7 +30,7 @@ from transformers import (
 from s1.backends.base import Branch, Request
 from s1.backends.images import load_image
 from s1.backends.prefix_cache import RetainedRow, prefixed_batch, reusable
-from s1.backends.rounds import absorb_answer, absorb_thinking, machine_record, think_quota
+from s1.backends.rounds import absorb_answer, absorb_thinking, finish_batch, machine_record, think_quota
 from s1.backends.sampling import RowSampler, pick_rows
 from s1.backends.tokens import FormatBinding, bind_format, encode
 from s1.budget import BudgetPolicy, ForcingMachine, Phase, PolicyError
@@ -197,21 +197,9 @@ class HFBackend:
                 ready.append((i, self._start(req, req.policy or policy)))
             except (PolicyError, ValueError) as exc:
                 results[i] = self._failed(req, req.policy or policy, str(exc))
+        run = self._single_pass if self.single_pass else self._multi_round
         for start in range(0, len(ready), self.batch_size):
-            chunk = ready[start : start + self.batch_size]
-            seqs = [s for _, s in chunk]
-            try:
-                with torch.inference_mode():
-                    if self.single_pass:
-                        self._single_pass(seqs)
-                    else:
-                        self._multi_round(seqs)
-            except (RuntimeError, MemoryError) as exc:  # engine failure (e.g. out of memory): record, go on
-                for i, seq in chunk:
-                    results[i] = self._failed(seq.request, seq.policy, f"{type(exc).__name__}: {exc}", seq.prompt)
-                continue
-            for i, seq in chunk:
-                results[i] = self._record(seq)
+            finish_batch(results, ready[start : start + self.batch_size], _inference(run), self._failed, self._record)
         return [r for r in results if r is not None]
 
     def continue_answers(self, branches: list[Branch]) -> list[Generation]:
@@ -228,27 +216,22 @@ class HFBackend:
         for indices in groups.values():
             indices.sort(key=lambda i: len(branches[i].emitted))  # similar cuts share a batch: less padding
             for start in range(0, len(indices), self.answer_batch_size):
-                part = indices[start : start + self.answer_batch_size]
-                seqs = []
-                for i in part:
+                batch = []
+                for i in indices[start : start + self.answer_batch_size]:
                     src = retained.get((branches[i].request.id, branches[i].request.sample_index))
                     seq = self._start(branches[i].request, branches[i].policy,
                                       rendered=(src.prompt, src.prompt_ids) if src else None)
                     seq.machine, seq.emitted = branches[i].machine, list(branches[i].emitted)
-                    seqs.append(seq)
-                try:
-                    with torch.inference_mode():
-                        for s in seqs:
-                            s.emitted.extend(s.machine.take_forced())
-                        self._answer_from_prefixes([s for s in seqs if s.machine.phase is Phase.ANSWER
-                                                    and not s.machine.done], retained)
-                        self._multi_round(seqs)
-                except (RuntimeError, MemoryError) as exc:
-                    for i, s in zip(part, seqs, strict=True):
-                        results[i] = self._failed(s.request, s.policy, f"{type(exc).__name__}: {exc}", s.prompt)
-                    continue
-                for i, s in zip(part, seqs, strict=True):
-                    results[i] = self._record(s)
+                    batch.append((i, seq))
+
+                def answer(seqs: list[_Seq]) -> None:
+                    for s in seqs:
+                        s.emitted.extend(s.machine.take_forced())
+                    self._answer_from_prefixes([s for s in seqs if s.machine.phase is Phase.ANSWER
+                                                and not s.machine.done], retained)
+                    self._multi_round(seqs)
+
+                finish_batch(results, batch, _inference(answer), self._failed, self._record)
         return [r for r in results if r is not None]
 
     @contextmanager
@@ -505,6 +488,14 @@ class HFBackend:
         label = f"{self.name}:{'single' if self.single_pass else 'multi'}"
         return machine_record(self.tokenizer, self.format, s, label,
                               {"image_tokens": s.image_tokens} if s.image_tokens else None)
+
+
+def _inference(run: Any) -> Any:
+    """`run` under `torch.inference_mode()` (no autograd bookkeeping while generating)."""
+    def wrapped(seqs: list[_Seq]) -> None:
+        with torch.inference_mode():
+            run(seqs)
+    return wrapped
 
 
 def _limit(s: _Seq) -> int:

@@ -8,6 +8,7 @@ this in one place is what makes every backend's multi-round path produce the sam
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from s1.backends.tokens import encode
@@ -112,3 +113,19 @@ def machine_record(tokenizer: Any, fmt: Any, seq: Any, backend: str, meta: dict[
         prompt_tokens=len(seq.prompt_ids), thinking_budget=seq.budget, token_ids=ids,
         segments=segments(tokenizer, ids, kinds), backend=backend, meta=meta or {},
     )
+
+
+def finish_batch(results: list[Any], batch: list[tuple[int, Any]], run: Callable[[list[Any]], None],
+                 failed: Callable[..., Generation], record: Callable[[Any], Generation]) -> None:
+    """Run one batch of (slot, sequence) and put each sequence's record in its slot of `results`; an
+    engine failure (e.g. out of memory) becomes a failed record for every sequence of the batch, and
+    the caller goes on with the next batch."""
+    seqs = [s for _, s in batch]
+    try:
+        run(seqs)
+    except (RuntimeError, MemoryError) as exc:
+        for i, s in batch:
+            results[i] = failed(s.request, s.policy, f"{type(exc).__name__}: {exc}", s.prompt)
+        return
+    for i, s in batch:
+        results[i] = record(s)

@@ -23,7 +23,7 @@ from typing import Any
 
 from s1.backends.base import Branch, Request
 from s1.backends.images import load_image
-from s1.backends.rounds import absorb_thinking, machine_record, think_quota
+from s1.backends.rounds import absorb_thinking, finish_batch, machine_record, think_quota
 from s1.backends.sampling import stream_seed
 from s1.backends.tokens import FormatBinding, bind_format, encode
 from s1.backends.vllm_processor import (
@@ -174,20 +174,9 @@ class VLLMBackend:
                 ready.append((i, self._start(req, req.policy or policy)))
             except (PolicyError, ValueError) as exc:
                 results[i] = self._failed(req, req.policy or policy, str(exc))
+        run = self._single_pass if self.single_pass else self._multi_round
         for start in range(0, len(ready), self.batch_size):
-            chunk = ready[start : start + self.batch_size]
-            seqs = [s for _, s in chunk]
-            try:
-                if self.single_pass:
-                    self._single_pass(seqs)
-                else:
-                    self._multi_round(seqs)
-            except (RuntimeError, MemoryError) as exc:  # engine failure: record, go on
-                for i, seq in chunk:
-                    results[i] = self._failed(seq.request, seq.policy, f"{type(exc).__name__}: {exc}", seq.prompt)
-                continue
-            for i, seq in chunk:
-                results[i] = self._record(seq)
+            finish_batch(results, ready[start : start + self.batch_size], run, self._failed, self._record)
         return [r for r in results if r is not None]
 
     def continue_answers(self, branches: list[Branch]) -> list[Generation]:
@@ -195,22 +184,14 @@ class VLLMBackend:
         prefix cache serves the thinking the longest run already computed; only the answer is new."""
         results: list[Generation | None] = [None] * len(branches)
         for start in range(0, len(branches), self.batch_size):
-            part = list(range(start, min(start + self.batch_size, len(branches))))
-            seqs = []
-            for i in part:
+            batch = []
+            for i in range(start, min(start + self.batch_size, len(branches))):
                 b = branches[i]
                 seq = self._start(b.request, b.policy)
                 seq.machine, seq.emitted = b.machine, list(b.emitted)
                 seq.emitted.extend(seq.machine.take_forced())
-                seqs.append(seq)
-            try:
-                self._multi_round(seqs)
-            except (RuntimeError, MemoryError) as exc:
-                for i, s in zip(part, seqs, strict=True):
-                    results[i] = self._failed(s.request, s.policy, f"{type(exc).__name__}: {exc}", s.prompt)
-                continue
-            for i, s in zip(part, seqs, strict=True):
-                results[i] = self._record(s)
+                batch.append((i, seq))
+            finish_batch(results, batch, self._multi_round, self._failed, self._record)
         return [r for r in results if r is not None]
 
     def forcing_tokens(self, policy: BudgetPolicy) -> ForcingTokens:
