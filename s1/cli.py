@@ -552,8 +552,8 @@ def compare(
     accuracy vs tokens per method with Control / Scaling / Performance and writes the figure."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from s1.evaluate import parse_budgets, parse_ints, run_dir_default
-    from s1.methods.compare import CompareConfig, load_items, manifest_for, run_compare
+    from s1.evaluate import load_items, parse_budgets, parse_ints, run_dir_default
+    from s1.methods.compare import CompareConfig, manifest_for, run_compare
     from s1.methods.steps import parse_separator
     from s1.methods.verifiers import load_verifier
     from s1.tasks import HubUnavailableError

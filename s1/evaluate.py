@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from s1.backends.base import Request
 from s1.budget import AUTO, BudgetPolicy, SamplingSettings
@@ -47,10 +47,7 @@ class EvalConfig:
     grader_timeout: float = 5.0
 
     def __post_init__(self) -> None:
-        if not self.tasks:
-            raise ValueError("tasks: give at least one task")
-        for name in self.tasks:
-            get_task(name)  # unknown names fail here, listing the known ones
+        check_scope(self.tasks, self.limit)
         if not self.budgets:
             raise ValueError("budgets: give at least one budget (an integer >= 1 or 'auto')")
         for b in self.budgets:
@@ -62,9 +59,6 @@ class EvalConfig:
             raise ValueError(f"samples must be an integer >= 1, got {self.samples!r}")
         if self.samples > 1 and self.temperature == 0:
             raise ValueError("samples > 1 needs temperature > 0 (greedy samples would all be identical)")
-        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int)
-                                       or self.limit < 1):
-            raise ValueError(f"limit must be an integer >= 1, got {self.limit!r}")
         if self.control is not None:
             Control.parse(self.control)
         self.settings()  # every policy validates
@@ -124,11 +118,36 @@ def parse_ints(text: str, name: str) -> tuple[int, ...]:
     return values
 
 
-def load_items(config: EvalConfig) -> dict[str, list[TaskItem]]:
+class RunScope(Protocol):
+    """What `s1 eval` and `s1 compare` configs share: which items, of which tasks, on which model."""
+
+    model: str | None
+    backend: str
+    tasks: tuple[str, ...]
+    data_dir: str | None
+    limit: int | None
+    seed: int
+    format: str
+
+    def parameters(self) -> dict[str, Any]: ...
+
+
+def check_scope(tasks: Sequence[str], limit: int | None) -> None:
+    """Known task names (the error lists them) and a positive item limit."""
+    if not tasks:
+        raise ValueError("tasks: give at least one task")
+    for name in tasks:
+        get_task(name)  # unknown names fail here, listing the known ones
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be an integer >= 1, got {limit!r}")
+
+
+def load_items(config: RunScope) -> dict[str, list[TaskItem]]:
     return {name: get_task(name).load(config.data_dir, limit=config.limit, seed=config.seed) for name in config.tasks}
 
 
-def manifest_for(config: EvalConfig, backend: Any, items: dict[str, list[TaskItem]]) -> dict[str, Any]:
+def scope_manifest(config: RunScope, backend: Any, items: dict[str, list[TaskItem]]) -> dict[str, Any]:
+    """The manifest fields every run shares: model, backend, tasks, parameters, seeds, dataset hashes."""
     return {
         "model": config.model or "tiny (embedded default)",
         "backend": getattr(backend, "name", config.backend),
@@ -138,8 +157,11 @@ def manifest_for(config: EvalConfig, backend: Any, items: dict[str, list[TaskIte
         "datasets": {name: items_hash((it.id, it.question, it.gold) for it in task_items)
                      for name, task_items in items.items()},
         "reasoning_format": getattr(getattr(backend, "format", None), "name", config.format),
-        "settings": [p.label() for p in config.settings()],
     }
+
+
+def manifest_for(config: EvalConfig, backend: Any, items: dict[str, list[TaskItem]]) -> dict[str, Any]:
+    return {**scope_manifest(config, backend, items), "settings": [p.label() for p in config.settings()]}
 
 
 def _requests(item: TaskItem, config: EvalConfig, control: Control | None) -> list[Request]:

@@ -30,14 +30,13 @@ from transformers import (
 from s1.backends.base import Branch, Request
 from s1.backends.images import load_image
 from s1.backends.prefix_cache import RetainedRow, prefixed_batch, reusable
-from s1.backends.rounds import absorb_answer, absorb_thinking, finish_batch, machine_record, think_quota
+from s1.backends.rounds import absorb_answer, absorb_thinking, finish_batch, machine_record, run_requests, think_quota
 from s1.backends.sampling import RowSampler, pick_rows
-from s1.backends.tokens import FormatBinding, bind_format, encode
+from s1.backends.tokens import bind_engine_format, check_engine_args, encode
 from s1.budget import BudgetPolicy, ForcingMachine, Phase, PolicyError
-from s1.formats import ReasoningFormat, get_format
+from s1.formats import ReasoningFormat
 from s1.records import Generation
 
-MODES = ("auto", "single", "multi")
 BRANCH_FIRST_ROUND = 4  # branched answers decode in rounds of 4, 8, 16, ... tokens; finished rows then leave
 
 
@@ -139,23 +138,12 @@ class HFBackend:
         if processor is None and hasattr(tokenizer, "image_processor"):  # a processor given as the tokenizer
             processor, tokenizer = tokenizer, tokenizer.tokenizer
         self.processor = processor
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        check_engine_args(mode, batch_size)
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.format = get_format(format, tokenizer)
         gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-        eos = {gen_eos} if isinstance(gen_eos, int) else set(gen_eos or ())
-        self.binding: FormatBinding = bind_format(self.format, tokenizer, eos)
-        if mode == "single" and not self.binding.single_pass:
-            raise ValueError(
-                f"mode 'single' needs an end of thinking that is one special token; with this tokenizer "
-                f"{self.format.close_marker!r} is several tokens, so use mode 'multi' or 'auto'"
-            )
+        self.format, self.binding, self.single_pass = bind_engine_format(format, tokenizer, gen_eos, mode)
         self.mode = mode
-        self.single_pass = self.binding.single_pass and mode != "multi"
         self.batch_size = batch_size
         # Branched answers (sweeps) are short: a wider batch finishes them in fewer decode steps.
         self.answer_batch_size = answer_batch_size or 4 * batch_size
@@ -189,18 +177,9 @@ class HFBackend:
     # -- public API ----------------------------------------------------------------------------
     def generate(self, requests: list[Request], policy: BudgetPolicy | None = None) -> list[Generation]:
         """Generate for every request; a request that cannot run is returned as a failed record."""
-        policy = policy or BudgetPolicy()
-        results: list[Generation | None] = [None] * len(requests)
-        ready: list[tuple[int, _Seq]] = []
-        for i, req in enumerate(requests):
-            try:
-                ready.append((i, self._start(req, req.policy or policy)))
-            except (PolicyError, ValueError) as exc:
-                results[i] = self._failed(req, req.policy or policy, str(exc))
         run = self._single_pass if self.single_pass else self._multi_round
-        for start in range(0, len(ready), self.batch_size):
-            finish_batch(results, ready[start : start + self.batch_size], _inference(run), self._failed, self._record)
-        return [r for r in results if r is not None]
+        return run_requests(requests, policy or BudgetPolicy(), self._start, self.batch_size, _inference(run),
+                            self._failed, self._record)
 
     def continue_answers(self, branches: list[Branch]) -> list[Generation]:
         """Finish branched generations: each carries the tokens already emitted (thinking up to its

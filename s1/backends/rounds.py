@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from s1.backends.tokens import encode
-from s1.budget import ForcingMachine, Kind
+from s1.budget import ForcingMachine, Kind, PolicyError
 from s1.records import Generation, Segment
 
 
@@ -129,3 +129,21 @@ def finish_batch(results: list[Any], batch: list[tuple[int, Any]], run: Callable
         return
     for i, s in batch:
         results[i] = record(s)
+
+
+def run_requests(requests: list[Any], policy: Any, start: Callable[[Any, Any], Any], batch_size: int,
+                 run: Callable[[list[Any]], None], failed: Callable[..., Generation],
+                 record: Callable[[Any], Generation]) -> list[Generation]:
+    """An engine backend's `generate`: start a sequence per request (one that cannot run, e.g. over the
+    context length, becomes a failed record in its place), run them `batch_size` at a time, and return
+    one record per request in request order."""
+    results: list[Generation | None] = [None] * len(requests)
+    ready: list[tuple[int, Any]] = []
+    for i, req in enumerate(requests):
+        try:
+            ready.append((i, start(req, req.policy or policy)))
+        except (PolicyError, ValueError) as exc:
+            results[i] = failed(req, req.policy or policy, str(exc))
+    for first in range(0, len(ready), batch_size):
+        finish_batch(results, ready[first : first + batch_size], run, failed, record)
+    return [r for r in results if r is not None]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from s1.budget import BudgetPolicy, ForcingTokens
-from s1.formats import ReasoningFormat
+from s1.formats import ReasoningFormat, get_format
 
 
 def encode(tokenizer: Any, text: str) -> tuple[int, ...]:
@@ -128,3 +128,29 @@ def bind_format(fmt: ReasoningFormat, tokenizer: Any, eos_ids: set[int] | None =
         single_pass=single_pass,
         stop_strings=tuple(stop_strings),
     )
+
+
+MODES = ("auto", "single", "multi")
+
+
+def check_engine_args(mode: str, batch_size: Any) -> None:
+    """The run mode and batch size an engine backend (transformers, vLLM) is built with."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+
+
+def bind_engine_format(format: str | ReasoningFormat, tokenizer: Any, gen_eos: Any,
+                       mode: str) -> tuple[ReasoningFormat, FormatBinding, bool]:
+    """The format resolved for `tokenizer`, bound to its ids (the model's generation EOS ids included),
+    and whether generation runs in a single pass under `mode` (it needs a one-token end of thinking)."""
+    fmt = get_format(format, tokenizer)
+    eos = {gen_eos} if isinstance(gen_eos, int) else set(gen_eos or ())
+    binding = bind_format(fmt, tokenizer, eos)
+    if mode == "single" and not binding.single_pass:
+        raise ValueError(
+            f"mode 'single' needs an end of thinking that is one special token; with this tokenizer "
+            f"{fmt.close_marker!r} is several tokens, so use mode 'multi' or 'auto'"
+        )
+    return fmt, binding, binding.single_pass and mode != "multi"

@@ -23,9 +23,9 @@ from typing import Any
 
 from s1.backends.base import Branch, Request
 from s1.backends.images import load_image
-from s1.backends.rounds import absorb_thinking, finish_batch, machine_record, think_quota
+from s1.backends.rounds import absorb_thinking, finish_batch, machine_record, run_requests, think_quota
 from s1.backends.sampling import stream_seed
-from s1.backends.tokens import FormatBinding, bind_format, encode
+from s1.backends.tokens import MODES, bind_engine_format, check_engine_args, encode
 from s1.backends.vllm_processor import (
     EXTENSION_FQCN,
     FORCING_KEY,
@@ -35,10 +35,9 @@ from s1.backends.vllm_processor import (
     tokens_args,
 )
 from s1.budget import BudgetPolicy, ForcingMachine, ForcingTokens, Phase, PolicyError
-from s1.formats import ReasoningFormat, get_format
+from s1.formats import ReasoningFormat
 from s1.records import Generation
 
-MODES = ("auto", "single", "multi")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -118,10 +117,7 @@ class VLLMBackend:
 
     def __init__(self, llm: Any, tokenizer: Any = None, format: str | ReasoningFormat = "auto", mode: str = "auto",
                  batch_size: int = 256, context_length: int | None = None):
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        check_engine_args(mode, batch_size)
         self.llm = llm
         model_config = llm.llm_engine.model_config
         if tokenizer is None:
@@ -130,17 +126,9 @@ class VLLMBackend:
             tokenizer = AutoTokenizer.from_pretrained(model_config.tokenizer,
                                                       trust_remote_code=model_config.trust_remote_code)
         self.tokenizer = tokenizer
-        self.format = get_format(format, tokenizer)
         gen_eos = (model_config.try_get_generation_config() or {}).get("eos_token_id")
-        eos = {gen_eos} if isinstance(gen_eos, int) else set(gen_eos or ())
-        self.binding: FormatBinding = bind_format(self.format, tokenizer, eos)
-        if mode == "single" and not self.binding.single_pass:
-            raise ValueError(
-                f"mode 'single' needs an end of thinking that is one special token; with this tokenizer "
-                f"{self.format.close_marker!r} is several tokens, so use mode 'multi' or 'auto'"
-            )
+        self.format, self.binding, self.single_pass = bind_engine_format(format, tokenizer, gen_eos, mode)
         self.mode = mode
-        self.single_pass = self.binding.single_pass and mode != "multi"
         self.batch_size = batch_size
         self.vocab_limit = len(tokenizer)
         self.context_length = context_length or model_config.max_model_len
@@ -166,18 +154,9 @@ class VLLMBackend:
     # -- public API ------------------------------------------------------------------------------
     def generate(self, requests: list[Request], policy: BudgetPolicy | None = None) -> list[Generation]:
         """Generate for every request; a request that cannot run is returned as a failed record."""
-        policy = policy or BudgetPolicy()
-        results: list[Generation | None] = [None] * len(requests)
-        ready: list[tuple[int, _Seq]] = []
-        for i, req in enumerate(requests):
-            try:
-                ready.append((i, self._start(req, req.policy or policy)))
-            except (PolicyError, ValueError) as exc:
-                results[i] = self._failed(req, req.policy or policy, str(exc))
         run = self._single_pass if self.single_pass else self._multi_round
-        for start in range(0, len(ready), self.batch_size):
-            finish_batch(results, ready[start : start + self.batch_size], run, self._failed, self._record)
-        return [r for r in results if r is not None]
+        return run_requests(requests, policy or BudgetPolicy(), self._start, self.batch_size, run, self._failed,
+                            self._record)
 
     def continue_answers(self, branches: list[Branch]) -> list[Generation]:
         """Finish branched generations (budget sweeps): each is submitted as prompt + emitted ids, so vLLM's

@@ -25,7 +25,7 @@ from typing import Any
 
 from s1.backends.base import Request
 from s1.budget import AUTO, BudgetPolicy, SamplingSettings
-from s1.evaluate import Budget, grade_records
+from s1.evaluate import Budget, check_scope, grade_records, scope_manifest
 from s1.methods.control import ControlRun, control_runs
 from s1.methods.rebase import SELECTIONS, RebaseConfig, Tree, rebase_search, select_leaf
 from s1.methods.rejection import rejection_sample
@@ -34,8 +34,8 @@ from s1.methods.sweep import run_sweep
 from s1.methods.verifiers import AGGREGATIONS, Candidate, Verifier, parse_verifier_spec
 from s1.methods.voting import canonical_answers
 from s1.records import Generation
-from s1.runs import RecordKey, RunStore, SampleRecord, items_hash
-from s1.tasks import Control, TaskItem, build_prompt, get_task
+from s1.runs import RecordKey, RunStore, SampleRecord
+from s1.tasks import Control, TaskItem, build_prompt
 
 METHODS: tuple[str, ...] = ("budget_forcing", "voting", "rebase", "rejection", "control")
 KIND = "compare"  # the manifest's `kind`: reports recognise a comparison run by it
@@ -89,16 +89,10 @@ class CompareConfig:
     step_tokens: int = 12
 
     def __post_init__(self) -> None:
-        if not self.tasks:
-            raise ValueError("tasks: give at least one task")
-        for name in self.tasks:
-            get_task(name)
+        check_scope(self.tasks, self.limit)
         unknown = [m for m in self.methods if m not in METHODS]
         if not self.methods or unknown:
             raise ValueError(f"methods must be among {', '.join(METHODS)}, got {', '.join(self.methods) or 'none'}")
-        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int)
-                                       or self.limit < 1):
-            raise ValueError(f"limit must be an integer >= 1, got {self.limit!r}")
         _positive_ints("samples", [self.samples])
         _positive_ints("rebase_widths", self.rebase_widths)
         _positive_ints("rejection_budgets", self.rejection_budgets)
@@ -173,18 +167,8 @@ def sample_label(policy: BudgetPolicy) -> str:
 
 
 def manifest_for(config: CompareConfig, backend: Any, items: dict[str, list[TaskItem]]) -> dict[str, Any]:
-    return {
-        "kind": KIND,
-        "model": config.model or "tiny (embedded default)",
-        "backend": getattr(backend, "name", config.backend),
-        "tasks": list(config.tasks),
-        "parameters": config.parameters(),
-        "seeds": {"sampling": config.seed, "tasks": config.seed},
-        "datasets": {name: items_hash((it.id, it.question, it.gold) for it in task_items)
-                     for name, task_items in items.items()},
-        "reasoning_format": getattr(getattr(backend, "format", None), "name", config.format),
-        "settings": {m: [label for label, _ in labels] for m, labels in config.labels().items()},
-    }
+    return {"kind": KIND, **scope_manifest(config, backend, items),
+            "settings": {m: [label for label, _ in labels] for m, labels in config.labels().items()}}
 
 
 @dataclass
@@ -427,8 +411,3 @@ def _control(config: CompareConfig, backend: Any, pending: dict[str, Work], chun
                         for g, run in zip(gens, group, strict=True)]
                 records += grade_records(task, item, gens, config.grader_timeout)
             emit("control", records)
-
-
-def load_items(config: CompareConfig) -> dict[str, list[TaskItem]]:
-    return {name: get_task(name).load(config.data_dir, limit=config.limit, seed=config.seed) for name in config.tasks}
-
