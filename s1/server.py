@@ -11,12 +11,12 @@ with `completion_tokens_details.reasoning_tokens`. Requests that arrive together
 
 from __future__ import annotations
 
-import json
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 try:
@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from s1.backends.base import LiveTokens
 from s1.records import Generation
 from s1.serve_engine import BatchingEngine
 from s1.serve_plain import PlainEngine, PlainResult
@@ -41,6 +42,7 @@ from s1.serve_policy import (
     completion_work,
 )
 from s1.serve_schema import EFFORTS, ChatRequest, CompletionRequest, DetokenizeRequest, TokenizeRequest
+from s1.serve_stream import SSE, first_progress, live_stream
 
 MAX_BODY_BYTES = 1 << 20
 
@@ -178,14 +180,14 @@ def create_app(backend: Any, config: ServeConfig) -> FastAPI:
         check_model(body.model)
         rid = f"cmpl-{uuid.uuid4().hex}"
         work = completion_work(body, model, config.limits, rid)
-        return await _respond(engine, work, body, rid, config.model_name, chat=False)
+        return await _respond(engine, work, body, rid, config.model_name, chat=False, view=model)
 
     @app.post("/v1/chat/completions")
     async def chat(body: ChatRequest) -> Any:
         check_model(body.model)
         rid = f"chatcmpl-{uuid.uuid4().hex}"
         work = chat_work(body, model, config.limits, rid)
-        return await _respond(engine, work, body, rid, config.model_name, chat=True)
+        return await _respond(engine, work, body, rid, config.model_name, chat=True, view=model)
 
     return app
 
@@ -222,33 +224,69 @@ def _union_tag(part: str) -> bool:
 
 
 async def _respond(engine: BatchingEngine, work: Work, body: ChatRequest | CompletionRequest, rid: str,
-                   model: str, chat: bool) -> Any:
-    created = int(time.time())
-    if work.plain:
-        outs: list[Any] = await engine.run_plain(work.plain)
-        choices = [_plain_choice(i, o, body, chat) for i, o in enumerate(outs)]
-        completion = sum(len(o.token_ids) for o in outs)
-        reasoning = 0
-    else:
-        gens: list[Generation] = await engine.generate(work.requests)
-        failed = next((g for g in gens if g.error), None)
-        if failed is not None:
-            return error_response(500, f"generation failed: {failed.error}")
-        choices = [_forced_choice(i, g, body, chat) for i, g in enumerate(gens)]
-        completion = sum(len(g.token_ids) for g in gens)
-        reasoning = sum(g.thinking_tokens + g.thinking_forced_tokens for g in gens)
-    usage = {"prompt_tokens": len(work.prompt_ids), "completion_tokens": completion,
-             "total_tokens": len(work.prompt_ids) + completion,
-             "completion_tokens_details": {"reasoning_tokens": reasoning}}
-    head = {"id": rid, "object": "chat.completion" if chat else "text_completion", "created": created,
+                   model: str, chat: bool, view: ModelView) -> Any:
+    head = {"id": rid, "object": "chat.completion" if chat else "text_completion", "created": int(time.time()),
             "model": model}
-    if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(_sse(head, choices, usage, chat, include_usage), media_type="text/event-stream")
+    sse = SSE(head, chat)
+    include_usage = bool(body.stream and body.stream_options and body.stream_options.include_usage)
+    if work.plain:
+        outs: list[PlainResult] = await engine.run_plain(work.plain)
+        choices = [_plain_choice(i, o, body, chat) for i, o in enumerate(outs)]
+        usage = _usage(work, sum(len(o.token_ids) for o in outs), 0)
+        if body.stream:
+            return StreamingResponse(_whole_sse(sse, choices, usage, include_usage), media_type="text/event-stream")
+        return _response(head, choices, usage, work, body)
+    if body.stream:  # tokens are sent while the batch decodes
+        lives = [LiveTokens() for _ in work.requests]
+        task = asyncio.ensure_future(engine.generate([replace(r, live=live) for r, live in zip(work.requests, lives,
+                                                                                                  strict=True)]))
+        task.add_done_callback(_observe)
+        await first_progress(lives, task)
+        if task.done() and (failure := _failure(task)):  # nothing sent yet: answer with an error status
+            return error_response(500, failure)
+        events = live_stream(sse, lives, task, view.format, view.tokenizer, _s1_info,
+                             lambda gens: _forced_usage(work, gens), include_usage)
+        return StreamingResponse(events, media_type="text/event-stream")
+    gens: list[Generation] = await engine.generate(work.requests)
+    failed = next((g for g in gens if g.error), None)
+    if failed is not None:
+        return error_response(500, f"generation failed: {failed.error}")
+    choices = [_forced_choice(i, g, body, chat) for i, g in enumerate(gens)]
+    return _response(head, choices, _forced_usage(work, gens), work, body)
+
+
+def _response(head: dict[str, Any], choices: list[dict[str, Any]], usage: dict[str, Any], work: Work,
+              body: Any) -> dict[str, Any]:
     response = {**head, "choices": choices, "usage": usage}
     if body.return_token_ids:
         response["prompt_token_ids"] = work.prompt_ids
     return response
+
+
+def _usage(work: Work, completion: int, reasoning: int) -> dict[str, Any]:
+    return {"prompt_tokens": len(work.prompt_ids), "completion_tokens": completion,
+            "total_tokens": len(work.prompt_ids) + completion,
+            "completion_tokens_details": {"reasoning_tokens": reasoning}}
+
+
+def _forced_usage(work: Work, gens: list[Generation]) -> dict[str, Any]:
+    return _usage(work, sum(len(g.token_ids) for g in gens),
+                  sum(g.thinking_tokens + g.thinking_forced_tokens for g in gens))
+
+
+def _observe(task: asyncio.Future[Any]) -> None:
+    """Retrieve a streamed generation's exception (the stream reports it; a client that left does not)."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _failure(task: asyncio.Future[list[Generation]]) -> str | None:
+    """Why a finished generation task failed (an engine exception or a failed record), else None."""
+    if task.exception() is not None:
+        exc = task.exception()
+        return f"generation failed: {type(exc).__name__}: {exc}"
+    failed = next((g for g in task.result() if g.error), None)
+    return f"generation failed: {failed.error}" if failed is not None else None
 
 
 def _plain_choice(index: int, out: PlainResult, body: Any, chat: bool) -> dict[str, Any]:
@@ -262,6 +300,16 @@ def _plain_choice(index: int, out: PlainResult, body: Any, chat: bool) -> dict[s
     return choice
 
 
+def _s1_info(g: Generation) -> dict[str, Any]:
+    """The forcing figures of one choice (`s1` in responses and in a stream's finish chunk)."""
+    return {
+        "thinking_tokens": g.thinking_tokens, "thinking_forced_tokens": g.thinking_forced_tokens,
+        "answer_tokens": g.answer_tokens, "answer_forced_tokens": g.answer_forced_tokens,
+        "ignores_applied": g.ignores_applied, "cap_hit": g.cap_hit, "thinking_budget": g.thinking_budget,
+        "thinking_closed": g.thinking_closed,
+    }
+
+
 def _forced_choice(index: int, g: Generation, body: Any, chat: bool) -> dict[str, Any]:
     choice: dict[str, Any] = {"index": index, "finish_reason": g.finish_reason}
     if chat:
@@ -269,50 +317,28 @@ def _forced_choice(index: int, g: Generation, body: Any, chat: bool) -> dict[str
     else:
         choice["text"] = g.text
         choice["reasoning_content"] = g.thinking
-    choice["s1"] = {
-        "thinking_tokens": g.thinking_tokens, "thinking_forced_tokens": g.thinking_forced_tokens,
-        "answer_tokens": g.answer_tokens, "answer_forced_tokens": g.answer_forced_tokens,
-        "ignores_applied": g.ignores_applied, "cap_hit": g.cap_hit, "thinking_budget": g.thinking_budget,
-        "thinking_closed": g.thinking_closed,
-    }
+    choice["s1"] = _s1_info(g)
     if body.return_token_ids:
         choice["token_ids"] = g.token_ids
     return choice
 
 
-async def _sse(head: dict[str, Any], choices: list[dict[str, Any]], usage: dict[str, Any], chat: bool,
-               include_usage: bool) -> AsyncIterator[str]:
-    """OpenAI's stream shape: deltas per choice (role, reasoning, content), a finish chunk, usage, [DONE].
-
-    Chunks are sent once the batch holding the request has finished (the engine decodes whole batches).
-    """
-    kind = "chat.completion.chunk" if chat else "text_completion"
-
-    def chunk(choice: dict[str, Any], **extra: Any) -> str:
-        return "data: " + json.dumps({**head, "object": kind, "choices": [choice], **extra}) + "\n\n"
-
+async def _whole_sse(sse: SSE, choices: list[dict[str, Any]], usage: dict[str, Any],
+                     include_usage: bool) -> AsyncIterator[str]:
+    """A stream of finished plain choices (plain decoding runs as one batch): role, content line by line,
+    finish, usage, [DONE]."""
     for c in choices:
         i = c["index"]
-        if chat:
-            message = c["message"]
-            yield chunk({"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None})
-            for piece in _pieces(message.get("reasoning_content") or ""):
-                yield chunk({"index": i, "delta": {"reasoning_content": piece}, "finish_reason": None})
-            for piece in _pieces(message["content"]):
-                yield chunk({"index": i, "delta": {"content": piece}, "finish_reason": None})
-            yield chunk({"index": i, "delta": {}, "finish_reason": c["finish_reason"], "s1": c.get("s1")})
-        else:
-            for piece in _pieces(c["text"]):
-                yield chunk({"index": i, "text": piece, "finish_reason": None})
-            yield chunk({"index": i, "text": "", "finish_reason": c["finish_reason"], "s1": c.get("s1")})
+        text = c["message"]["content"] if sse.chat else c["text"]
+        if sse.chat:
+            yield sse.role(i)
+        for piece in text.splitlines(keepends=True):
+            for event in sse.deltas(i, "", piece):
+                yield event
+        yield sse.finish(i, c["finish_reason"], None)
     if include_usage:
-        yield "data: " + json.dumps({**head, "object": kind, "choices": [], "usage": usage}) + "\n\n"
+        yield sse.usage(usage)
     yield "data: [DONE]\n\n"
-
-
-def _pieces(text: str) -> list[str]:
-    """Stream text line by line (each piece keeps its newline)."""
-    return text.splitlines(keepends=True)
 
 
 def serve(backend: Any, config: ServeConfig, host: str = "127.0.0.1", port: int = 8000,

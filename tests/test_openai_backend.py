@@ -14,16 +14,13 @@ import hashlib
 import io
 import json
 import re
-import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import uvicorn
+from serving import serving
 from typer.testing import CliRunner
 
 from s1.backends import load_backend
@@ -38,7 +35,6 @@ from s1.formats import PRESETS, custom_format
 from s1.methods.sweep import run_sweep
 from s1.models import TINY_MODEL_DIR
 from s1.runs import RunStore
-from s1.server import ServeConfig, create_app, default_limits
 
 QUESTIONS = [(57, 68), (19, 93), (45, 77)]
 FIELDS = ("token_ids", "text", "thinking", "answer", "thinking_tokens", "thinking_forced_tokens", "answer_tokens",
@@ -49,12 +45,6 @@ def requests(n: int = 3) -> list[Request]:
     return [Request(f"q{i}", messages=f"What is {a} + {b}?") for i, (a, b) in enumerate(QUESTIONS[:n])]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def same(a, b, fields=FIELDS) -> list[str]:
     """The fields in which two generations differ."""
     return [f for f in fields if getattr(a, f) != getattr(b, f)]
@@ -63,25 +53,6 @@ def same(a, b, fields=FIELDS) -> list[str]:
 @pytest.fixture(scope="module")
 def hf():
     return load_backend(device="cpu")
-
-
-@contextmanager
-def serving(backend) -> Iterator[str]:
-    """The real `s1 serve` app over `backend` in a uvicorn thread on a loopback port; yields the API base."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(backend, ServeConfig("tiny", default_limits(backend, tiny=True))),
-                                           host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import time
 import httpx
 import openai
 import pytest
+from serving import free_port
 
 from s1.backends.base import Request
 from s1.serve_engine import BatchingEngine
@@ -22,12 +22,6 @@ KEY = "test-key"
 MODEL = "tiny-reasoner"
 QUESTION = [{"role": "user", "content": "What is 57 + 68?"}]
 TINY_EFFORT = {"low": 8, "medium": 16, "high": 48}  # the tiny model's defaults (s1.serve_policy.TINY_EFFORT)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

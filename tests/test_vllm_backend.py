@@ -5,6 +5,7 @@ multi-round path agree. Skipped where vLLM is not installed (run scripts/test_vl
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -209,8 +210,6 @@ def test_bad_engine_options_name_the_field(llm):
 
 
 def test_the_cli_generates_with_the_vllm_backend():
-    import json
-
     from typer.testing import CliRunner
 
     from s1.cli import app
@@ -221,3 +220,25 @@ def test_the_cli_generates_with_the_vllm_backend():
     record = json.loads(result.stdout.strip().splitlines()[-1])
     assert record["backend"] == "vllm:single" and record["ignores_applied"] == 1
     assert record["answer"].startswith("Final Answer:")
+
+
+@pytest.mark.parametrize("mode", ["single", "multi"])
+def test_s1_serve_streams_the_vllm_backend(llm, mode):
+    """`s1 serve --backend vllm`: a stream's deltas add up to the whole response (a single pass shows its
+    tokens when the engine returns them; rounds show each round's)."""
+    import httpx
+    from serving import serving
+
+    body = {"messages": [{"role": "user", "content": QUESTIONS[1]}], "temperature": 0, "num_ignore": 1,
+            "max_thinking_tokens": 120, "max_answer_tokens": 8}
+    with serving(VLLMBackend(llm, format="s1", mode=mode)) as url:
+        whole = httpx.post(f"{url}/chat/completions", json=body, timeout=120).json()["choices"][0]
+        reasoning = content = ""
+        with httpx.stream("POST", f"{url}/chat/completions", json={**body, "stream": True}, timeout=120) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: {"):
+                    for c in json.loads(line[len("data: "):])["choices"]:
+                        reasoning += c["delta"].get("reasoning_content") or ""
+                        content += c["delta"].get("content") or ""
+    assert whole["s1"]["ignores_applied"] == 1
+    assert reasoning == whole["message"]["reasoning_content"] and content == whole["message"]["content"]

@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from s1.backends.images import message_images, with_images
-from s1.budget import BudgetPolicy, ForcingMachine
+from s1.budget import BudgetPolicy, ForcingMachine, Kind
 from s1.formats import ReasoningFormat
 from s1.records import Generation
+
+
+class LiveTokens:
+    """A generation's tokens while they are being made, for streaming.
+
+    An engine backend points `source` at its in-flight sequence (anything with `emitted` token ids and a
+    `machine` whose `kinds` say what each one is) when the request starts; a reader on another thread
+    takes `snapshot()`s. A running sequence's lists only grow, so every snapshot is a prefix of the
+    finished record's tokens. Backends that cannot show progress (vLLM's single pass runs in the engine
+    process) leave `source` unset; readers then get the tokens with the record.
+    """
+
+    def __init__(self) -> None:
+        self.source: Any = None
+
+    def snapshot(self) -> tuple[list[int], list[Kind]]:
+        src = self.source
+        if src is None:
+            return [], []
+        ids, kinds = list(src.emitted), list(src.machine.kinds)
+        n = min(len(ids), len(kinds))
+        return ids[:n], kinds[:n]
 
 
 @dataclass(frozen=True)
@@ -20,7 +42,8 @@ class Request:
     `policy`, when set, overrides the batch policy for this request. `sample_index` separates
     samples of one prompt and, with a seed, picks the sample's random stream. `images` (paths, URLs,
     bytes or PIL images) go into the last user turn before its text, as S1-M places them; images can
-    also be given as `image` parts inside `messages`.
+    also be given as `image` parts inside `messages`. `live`, when given, shows the tokens as they are
+    generated (`s1 serve` streams from it).
     """
 
     id: str
@@ -31,6 +54,7 @@ class Request:
     policy: BudgetPolicy | None = None
     setting: str = ""
     images: tuple[Any, ...] = ()
+    live: LiveTokens | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):

@@ -262,13 +262,16 @@ class HFBackend:
                 f"({policy.max_answer_tokens}) + forced ({reserve}) exceeds the context length "
                 f"({self.context_length})"
             )
-        return _Seq(
+        seq = _Seq(
             request=req, policy=policy, prompt=prompt, prompt_ids=prompt_ids,
             machine=ForcingMachine.for_policy(policy, tokens, budget),
             think_sampler=RowSampler(policy.thinking, req.sample_index),
             answer_sampler=RowSampler(policy.answer_sampling, req.sample_index),
             budget=budget, vision=vision, image_tokens=image_tokens,
         )
+        if req.live is not None:
+            req.live.source = seq  # streaming readers see each decode step's tokens
+        return seq
 
     def _render_images(self, req: Request) -> tuple[str, list[int], dict[str, torch.Tensor], int]:
         """An image prompt through the processor: its chat template (image placeholders before the text),

@@ -210,8 +210,11 @@ class VLLMBackend:
                 f"({policy.max_answer_tokens}) + forced ({reserve}) exceeds the context length "
                 f"({self.context_length}); raise max_model_len or lower the budgets"
             )
-        return _Seq(req, policy, prompt, prompt_ids, ForcingMachine.for_policy(policy, tokens, budget), budget,
-                    images=images)
+        seq = _Seq(req, policy, prompt, prompt_ids, ForcingMachine.for_policy(policy, tokens, budget), budget,
+                   images=images)
+        if req.live is not None:
+            req.live.source = seq  # multi-round: readers see each round's tokens (a single pass shows them at the end)
+        return seq
 
     def _chat_template_owner(self) -> Any:
         """What renders image chats: the model's processor (Qwen2-VL keeps its chat template there)."""
