@@ -10,6 +10,9 @@ Part 2 (client): the `openai` backend against a fake server that answers instant
 raw asyncio HTTP), each sample two rounds (thinking, then the answer): HTTP requests/s and samples/s
 that the client sustains, i.e. its own overhead per request (target >= 500 requests/s).
 
+Part 1 also times streaming: the first reasoning delta of a long streamed generation against the whole
+response (deltas leave while the batch decodes).
+
     python benchmarks/server_load.py                    # both parts, 15 s per concurrency level
     python benchmarks/server_load.py --seconds 5 --part client
 """
@@ -102,9 +105,33 @@ def server_part(seconds: float, levels: list[int], threads: int) -> None:
             base = base or row["req_s"]
             print(f"{n:>7} {row['requests']:>8} {row['req_s']:>8.1f} {row['tok_s']:>8.0f} {row['p50'] * 1e3:>8.0f} "
                   f"{row['p99'] * 1e3:>8.0f} {row['req_s'] / base:>6.1f}x", flush=True)
+        stream_latency(url, repeats=5)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def stream_latency(url: str, repeats: int) -> None:
+    """One client, a long forced generation (two Waits: ~130 thinking tokens): the time to the first
+    reasoning delta of a stream against the time to a whole (non-streamed) response."""
+    body = {"model": MODEL, "messages": [{"role": "user", "content": QUESTIONS[0]}], "temperature": 0,
+            "num_ignore": 2, "max_answer_tokens": 8}
+    whole, first, end = [], [], []
+    with httpx.Client(timeout=120) as http:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            http.post(f"{url}/v1/chat/completions", json=body).raise_for_status()
+            whole.append(time.perf_counter() - start)
+            start, got = time.perf_counter(), None
+            with http.stream("POST", f"{url}/v1/chat/completions", json={**body, "stream": True}) as r:
+                for line in r.iter_lines():
+                    if got is None and '"reasoning_content"' in line:
+                        got = time.perf_counter() - start
+            first.append(got)
+            end.append(time.perf_counter() - start)
+    w, f, e = (statistics.median(x) * 1e3 for x in (whole, first, end))
+    print(f"\nstreaming, one client, num_ignore=2 (median of {repeats}): first reasoning delta {f:.0f} ms, "
+          f"stream end {e:.0f} ms, whole response {w:.0f} ms; first delta / whole = {f / w:.2f}")
 
 
 # -- part 2: the client backend against an instant fake server --------------------------------------
