@@ -209,19 +209,6 @@ def test_bad_engine_options_name_the_field(llm):
         BudgetPolicy(max_thinking_tokens=-1)
 
 
-def test_the_cli_generates_with_the_vllm_backend():
-    from typer.testing import CliRunner
-
-    from s1.cli import app
-
-    result = CliRunner().invoke(app, ["generate", "--backend", "vllm", "--prompt", QUESTIONS[0], "--num-ignore", "1",
-                                      "--max-thinking-tokens", "150", "--max-model-len", "512", "--json"])
-    assert result.exit_code == 0, result.output
-    record = json.loads(result.stdout.strip().splitlines()[-1])
-    assert record["backend"] == "vllm:single" and record["ignores_applied"] == 1
-    assert record["answer"].startswith("Final Answer:")
-
-
 @pytest.mark.parametrize("mode", ["single", "multi"])
 def test_s1_serve_streams_the_vllm_backend(llm, mode):
     """`s1 serve --backend vllm`: a stream's deltas add up to the whole response (a single pass shows its
@@ -242,3 +229,19 @@ def test_s1_serve_streams_the_vllm_backend(llm, mode):
                         content += c["delta"].get("content") or ""
     assert whole["s1"]["ignores_applied"] == 1
     assert reasoning == whole["message"]["reasoning_content"] and content == whole["message"]["content"]
+
+
+# Keep last: the CLI starts its own engine in this process, and its shutdown tears down vLLM's global
+# parallel state that the module's engine (`llm`) relies on.
+def test_the_cli_generates_with_the_vllm_backend():
+    from typer.testing import CliRunner
+
+    from s1.cli import app
+
+    result = CliRunner().invoke(app, ["generate", "--backend", "vllm", "--prompt", QUESTIONS[0], "--num-ignore", "1",
+                                      "--max-thinking-tokens", "150", "--max-model-len", "512", "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    assert record["backend"] == "vllm:single" and record["ignores_applied"] == 1
+    assert record["answer"].startswith("Final Answer:")
+
