@@ -70,14 +70,14 @@ def main() -> None:
     (longest, longest_s), (sweep, shared_s), (independent, independent_s) = runs.values()
     long_tokens = sum(computed_tokens(g) for g in longest)
     branch_tokens = 0
+    branched = []
     for i, gen in enumerate(longest):
         for g in sweep.generations[i * len(settings) : (i + 1) * len(settings)]:
             if g.token_ids != gen.token_ids:  # a branch: computed from where it parts ways
                 shared = next((k for k, (a, b) in enumerate(zip(g.token_ids, gen.token_ids, strict=False))
                                if a != b), min(len(g.token_ids), len(gen.token_ids)))
                 branch_tokens += len(g.token_ids) - shared
-    branched = [g for i, gen in enumerate(longest)
-                for g in sweep.generations[i * len(settings) : (i + 1) * len(settings)] if g.token_ids != gen.token_ids]
+                branched.append(g)
     capped = sum(g.finish_reason == "length" for g in branched)
     same = all(
         a.token_ids == b.token_ids

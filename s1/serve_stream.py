@@ -144,6 +144,20 @@ class SSE:
         return self.event({"error": {"message": message, "type": "server_error", "param": None, "code": 500}})
 
 
+def failed_records(gens: list[Generation]) -> str | None:
+    """Why a response cannot be given (its first failed record), or None."""
+    failed = next((g for g in gens if g.error), None)
+    return f"generation failed: {failed.error}" if failed is not None else None
+
+
+def failure(task: asyncio.Future[list[Generation]]) -> str | None:
+    """Why a finished generation task failed (an engine exception or a failed record), or None."""
+    exc = task.exception()
+    if exc is not None:
+        return f"generation failed: {type(exc).__name__}: {exc}"
+    return failed_records(task.result())
+
+
 async def first_progress(lives: list[LiveTokens], future: asyncio.Future[Any]) -> None:
     """Wait until some choice has a token or the generation is over (so a failure before any output can
     still be answered with an error status instead of a stream)."""
@@ -168,17 +182,12 @@ async def live_stream(sse: SSE, lives: list[LiveTokens], future: asyncio.Future[
             for event in sse.deltas(i, *choice.advance(*choice.visible(text.update(*live.snapshot())))):
                 yield event
         await asyncio.wait({future}, timeout=POLL_S)
-    try:
-        gens = future.result()
-    except Exception as exc:  # noqa: BLE001 - the stream reports it; the server goes on
-        yield sse.error(f"generation failed: {type(exc).__name__}: {exc}")
+    why = failure(future)
+    if why is not None:
+        yield sse.error(why)
         yield "data: [DONE]\n\n"
         return
-    failed = next((g for g in gens if g.error), None)
-    if failed is not None:
-        yield sse.error(f"generation failed: {failed.error}")
-        yield "data: [DONE]\n\n"
-        return
+    gens = future.result()
     for i, (g, choice) in enumerate(zip(gens, choices, strict=True)):
         for event in sse.deltas(i, *choice.advance(*choice.final(g))):
             yield event

@@ -42,7 +42,7 @@ from s1.serve_policy import (
     completion_work,
 )
 from s1.serve_schema import EFFORTS, ChatRequest, CompletionRequest, DetokenizeRequest, TokenizeRequest
-from s1.serve_stream import SSE, first_progress, live_stream
+from s1.serve_stream import SSE, failed_records, failure, first_progress, live_stream
 
 MAX_BODY_BYTES = 1 << 20
 
@@ -242,15 +242,14 @@ async def _respond(engine: BatchingEngine, work: Work, body: ChatRequest | Compl
                                                                                                   strict=True)]))
         task.add_done_callback(_observe)
         await first_progress(lives, task)
-        if task.done() and (failure := _failure(task)):  # nothing sent yet: answer with an error status
-            return error_response(500, failure)
+        if task.done() and (why := failure(task)):  # nothing sent yet: answer with an error status
+            return error_response(500, why)
         events = live_stream(sse, lives, task, view.format, view.tokenizer, _s1_info,
                              lambda gens: _forced_usage(work, gens), include_usage)
         return StreamingResponse(events, media_type="text/event-stream")
     gens: list[Generation] = await engine.generate(work.requests)
-    failed = next((g for g in gens if g.error), None)
-    if failed is not None:
-        return error_response(500, f"generation failed: {failed.error}")
+    if why := failed_records(gens):
+        return error_response(500, why)
     choices = [_forced_choice(i, g, body, chat) for i, g in enumerate(gens)]
     return _response(head, choices, _forced_usage(work, gens), work, body)
 
@@ -278,15 +277,6 @@ def _observe(task: asyncio.Future[Any]) -> None:
     """Retrieve a streamed generation's exception (the stream reports it; a client that left does not)."""
     if not task.cancelled():
         task.exception()
-
-
-def _failure(task: asyncio.Future[list[Generation]]) -> str | None:
-    """Why a finished generation task failed (an engine exception or a failed record), else None."""
-    if task.exception() is not None:
-        exc = task.exception()
-        return f"generation failed: {type(exc).__name__}: {exc}"
-    failed = next((g for g in task.result() if g.error), None)
-    return f"generation failed: {failed.error}" if failed is not None else None
 
 
 def _plain_choice(index: int, out: PlainResult, body: Any, chat: bool) -> dict[str, Any]:

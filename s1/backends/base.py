@@ -14,8 +14,8 @@ from s1.records import Generation
 class LiveTokens:
     """A generation's tokens while they are being made, for streaming.
 
-    An engine backend points `source` at its in-flight sequence (anything with `emitted` token ids and a
-    `machine` whose `kinds` say what each one is) when the request starts; a reader on another thread
+    An engine backend's in-flight sequence (`rounds.InFlight`: `emitted` token ids and a `machine` whose
+    `kinds` say what each one is) becomes `source` when the request starts; a reader on another thread
     takes `snapshot()`s. A running sequence's lists only grow, so every snapshot is a prefix of the
     finished record's tokens. Backends that cannot show progress (vLLM's single pass runs in the engine
     process) leave `source` unset; readers then get the tokens with the record.

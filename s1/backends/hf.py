@@ -12,7 +12,6 @@ decoding; that is a test.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,7 +29,15 @@ from transformers import (
 from s1.backends.base import Branch, Request
 from s1.backends.images import load_image
 from s1.backends.prefix_cache import RetainedRow, prefixed_batch, reusable
-from s1.backends.rounds import absorb_answer, absorb_thinking, finish_batch, machine_record, run_requests, think_quota
+from s1.backends.rounds import (
+    InFlight,
+    absorb_answer,
+    absorb_thinking,
+    finish_batch,
+    machine_record,
+    run_requests,
+    think_quota,
+)
 from s1.backends.sampling import RowSampler, pick_rows
 from s1.backends.tokens import bind_engine_format, check_engine_args, encode
 from s1.budget import BudgetPolicy, ForcingMachine, Phase, PolicyError
@@ -40,20 +47,12 @@ from s1.records import Generation
 BRANCH_FIRST_ROUND = 4  # branched answers decode in rounds of 4, 8, 16, ... tokens; finished rows then leave
 
 
-@dataclass
-class _Seq:
-    """One request in flight: its prompt, machine, samplers and the tokens emitted so far."""
+@dataclass(kw_only=True)
+class _Seq(InFlight):
+    """A request in flight here: also its samplers, its KV cache between rounds and its image inputs."""
 
-    request: Request
-    policy: BudgetPolicy
-    prompt: str
-    prompt_ids: list[int]
-    machine: ForcingMachine
     think_sampler: RowSampler
     answer_sampler: RowSampler
-    budget: int
-    emitted: list[int] = field(default_factory=list)
-    started: float = field(default_factory=time.perf_counter)
     cache: Any = None  # KV cache from this sequence's last round (multi-round, one row at a time)
     cache_ids: list[int] = field(default_factory=list)
     vision: dict[str, torch.Tensor] | None = None  # the processor's pixel inputs for an image prompt
@@ -62,10 +61,6 @@ class _Seq:
     @property
     def sampler(self) -> RowSampler:
         return self.think_sampler if self.machine.phase is Phase.THINK else self.answer_sampler
-
-    @property
-    def context(self) -> list[int]:
-        return self.prompt_ids + self.emitted
 
 
 def _one_hot_(scores: torch.Tensor, chosen: list[int]) -> torch.Tensor:
@@ -262,16 +257,13 @@ class HFBackend:
                 f"({policy.max_answer_tokens}) + forced ({reserve}) exceeds the context length "
                 f"({self.context_length})"
             )
-        seq = _Seq(
+        return _Seq(
             request=req, policy=policy, prompt=prompt, prompt_ids=prompt_ids,
             machine=ForcingMachine.for_policy(policy, tokens, budget),
             think_sampler=RowSampler(policy.thinking, req.sample_index),
             answer_sampler=RowSampler(policy.answer_sampling, req.sample_index),
             budget=budget, vision=vision, image_tokens=image_tokens,
         )
-        if req.live is not None:
-            req.live.source = seq  # streaming readers see each decode step's tokens
-        return seq
 
     def _render_images(self, req: Request) -> tuple[str, list[int], dict[str, torch.Tensor], int]:
         """An image prompt through the processor: its chat template (image placeholders before the text),

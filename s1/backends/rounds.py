@@ -9,11 +9,39 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+from s1.backends.base import Request
 from s1.backends.tokens import encode
-from s1.budget import ForcingMachine, Kind, PolicyError
+from s1.budget import BudgetPolicy, ForcingMachine, Kind, PolicyError
 from s1.records import Generation, Segment
+
+
+@dataclass
+class InFlight:
+    """One request in flight in an engine backend: its prompt, its machine and the tokens emitted so far
+    (what `machine_record` turns into a record and, for a streamed request, its `LiveTokens` shows: the
+transformers single pass appends at every decode step, multi-round paths every round, vLLM's single
+pass when the engine returns). Backends extend it with their
+    own state (samplers and KV caches, engine request keys, images)."""
+
+    request: Request
+    policy: BudgetPolicy
+    prompt: str
+    prompt_ids: list[int]
+    machine: ForcingMachine
+    budget: int
+    emitted: list[int] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def __post_init__(self) -> None:
+        if self.request.live is not None:  # a streamed request: its readers follow this sequence's tokens
+            self.request.live.source = self
+
+    @property
+    def context(self) -> list[int]:
+        return self.prompt_ids + self.emitted
 
 
 def think_quota(machine: ForcingMachine, closer_first: int) -> tuple[int, frozenset[int]]:
@@ -91,11 +119,10 @@ def segments(tokenizer: Any, ids: list[int], kinds: list[Kind]) -> list[Segment]
     return out
 
 
-def machine_record(tokenizer: Any, fmt: Any, seq: Any, backend: str, meta: dict[str, Any] | None = None) -> Generation:
+def machine_record(tokenizer: Any, fmt: Any, seq: InFlight, backend: str,
+                   meta: dict[str, Any] | None = None) -> Generation:
     """The `Generation` of a finished sequence: its emitted ids up to what the machine accounted for
-    (a trailing stop token is not text), the text split by the format, and the machine's counts.
-    `seq` is a backend's in-flight sequence (request, policy, prompt, prompt_ids, machine, emitted,
-    started, budget)."""
+    (a trailing stop token is not text), the text split by the format, and the machine's counts."""
     m = seq.machine
     ids = seq.emitted[: len(m.kinds)]
     kinds = m.kinds[: len(ids)]

@@ -16,14 +16,13 @@ serves the shared thinking.
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from s1.backends.base import Branch, Request
 from s1.backends.images import load_image
-from s1.backends.rounds import absorb_thinking, finish_batch, machine_record, run_requests, think_quota
+from s1.backends.rounds import InFlight, absorb_thinking, finish_batch, machine_record, run_requests, think_quota
 from s1.backends.sampling import stream_seed
 from s1.backends.tokens import MODES, bind_engine_format, check_engine_args, encode
 from s1.backends.vllm_processor import (
@@ -42,24 +41,12 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass
-class _Seq:
-    """One request in flight: its prompt, machine and the tokens emitted so far."""
+class _Seq(InFlight):
+    """A request in flight here: also its engine request key, images and rounds run."""
 
-    request: Request
-    policy: BudgetPolicy
-    prompt: str
-    prompt_ids: list[int]
-    machine: ForcingMachine
-    budget: int
     key: str = field(default_factory=lambda: uuid.uuid4().hex)
-    emitted: list[int] = field(default_factory=list)
     images: list[Any] = field(default_factory=list)  # PIL images, sent as `multi_modal_data` with every call
     rounds: int = 0
-    started: float = field(default_factory=time.perf_counter)
-
-    @property
-    def context(self) -> list[int]:
-        return self.prompt_ids + self.emitted
 
 
 def engine_options(*, dtype: str = "auto", tensor_parallel_size: int = 1, data_parallel_size: int = 1,
@@ -210,11 +197,8 @@ class VLLMBackend:
                 f"({policy.max_answer_tokens}) + forced ({reserve}) exceeds the context length "
                 f"({self.context_length}); raise max_model_len or lower the budgets"
             )
-        seq = _Seq(req, policy, prompt, prompt_ids, ForcingMachine.for_policy(policy, tokens, budget), budget,
-                   images=images)
-        if req.live is not None:
-            req.live.source = seq  # multi-round: readers see each round's tokens (a single pass shows them at the end)
-        return seq
+        return _Seq(req, policy, prompt, prompt_ids, ForcingMachine.for_policy(policy, tokens, budget), budget,
+                    images=images)
 
     def _chat_template_owner(self) -> Any:
         """What renders image chats: the model's processor (Qwen2-VL keeps its chat template there)."""
