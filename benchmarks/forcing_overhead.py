@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 from transformers import GenerationConfig
 
-from s1.backends.base import Request
-from s1.backends.hf import HFBackend
+from s1.backends.hf.backend import HFBackend
 from s1.backends.loading import quiet_hf_logging
-from s1.budget import BudgetPolicy
+from s1.forcing.policy import BudgetPolicy
+from s1.forcing.request import Request
 
 QUESTIONS = [
     "What is 12*13?", "How many r are in raspberry?", "Name a prime number above 20.", "Sort 9, 2, 7, 4.",

@@ -175,9 +175,9 @@ def run_fake(port: int) -> None:
 
 
 def client_part(samples: int, concurrency: int) -> None:
-    from s1.backends.base import Request
-    from s1.backends.openai import OpenAIBackend
-    from s1.budget import BudgetPolicy
+    from s1.backends.openai.backend import OpenAIBackend
+    from s1.forcing.policy import BudgetPolicy
+    from s1.forcing.request import Request
     from s1.models import TINY_MODEL_DIR
 
     port = free_port()

@@ -21,11 +21,11 @@ import statistics
 import time
 
 from s1.backends import load_backend
-from s1.backends.base import Request
 from s1.backends.loading import quiet_hf_logging
-from s1.budget import BudgetPolicy
-from s1.evaluate import parse_budgets
-from s1.methods.sweep import longest_setting, run_sweep
+from s1.eval.run import parse_budgets
+from s1.forcing.policy import BudgetPolicy
+from s1.forcing.request import Request
+from s1.forcing.sweep import longest_setting, run_sweep
 from s1.synthetic.benchmark import heldout_items
 
 

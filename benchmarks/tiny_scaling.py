@@ -15,12 +15,12 @@ import argparse
 import time
 
 from s1.backends import load_backend
-from s1.backends.base import Request
 from s1.backends.loading import quiet_hf_logging
-from s1.budget import BudgetPolicy
-from s1.evaluate import parse_budgets, parse_ints
+from s1.eval.run import parse_budgets, parse_ints
+from s1.forcing.policy import BudgetPolicy
+from s1.forcing.request import Request
+from s1.forcing.sweep import run_sweep
 from s1.grading import grade
-from s1.methods.sweep import run_sweep
 from s1.synthetic.benchmark import heldout_items
 
 

@@ -53,7 +53,7 @@ def qwen_setup(steps: int, seq: int, batch: int) -> tuple[Any, Any, list[dict[st
     """Qwen2.5-0.5B's shape, random weights, the tiny tokenizer's vocabulary padded to Qwen's size."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from s1.formats import PRESETS
+    from s1.forcing.formats import PRESETS
     from s1.synthetic.tiny_model import build_tokenizer
 
     tok = build_tokenizer(["Let me think step by step. Wait, let me check."], 384)

@@ -59,9 +59,9 @@ def main() -> None:
     ap.add_argument("--dtype", default="auto")
     args = ap.parse_args()
 
-    from s1.backends.base import Request
-    from s1.backends.vllm import VLLMBackend, engine_options, make_llm
-    from s1.budget import BudgetPolicy
+    from s1.backends.vllm.backend import VLLMBackend, engine_options, make_llm
+    from s1.forcing.policy import BudgetPolicy
+    from s1.forcing.request import Request
     from s1.models import resolve_model
 
     t0 = time.perf_counter()

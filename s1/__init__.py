@@ -1,7 +1,8 @@
 """s1: test-time scaling for reasoning models (budget forcing, scaling curves, s1K curation, SFT)."""
 
-from s1.budget import AUTO, BudgetPolicy, ForcingMachine, PolicyError, SamplingSettings
-from s1.formats import PRESETS, ReasoningFormat, custom_format, get_format
+from s1.forcing.formats import PRESETS, ReasoningFormat, custom_format, get_format
+from s1.forcing.machine import ForcingMachine
+from s1.forcing.policy import AUTO, BudgetPolicy, PolicyError, SamplingSettings
 from s1.records import Generation
 
 __all__ = [
@@ -28,7 +29,7 @@ def __getattr__(name: str):
 
         return load_backend
     if name == "Request":
-        from s1.backends.base import Request
+        from s1.forcing.request import Request
 
         return Request
     raise AttributeError(name)

@@ -35,3 +35,36 @@ def resolve_model(model: str | None) -> str:
             raise ValueError(f"model alias {model!r} needs its package: {install}")
         return os.path.join(list(spec.submodule_search_locations)[0], filename)
     return model
+
+
+def context_length_of(model: str | None, gguf_file: str | None = None) -> int | None:
+    """The context length a model declares, read cheaply before loading it (its config.json, a GGUF
+    file's metadata, or a cached Hub config); None when it cannot be told without loading."""
+    import json
+
+    path = resolve_model(model)
+    if gguf_file is not None:
+        path = os.path.join(path, gguf_file)
+    try:
+        if path.endswith(".gguf") and os.path.isfile(path):
+            from gguf import GGUFReader
+
+            fields = GGUFReader(path).fields
+            key = next((k for k in fields if k.endswith(".context_length")), None)
+            return None if key is None else int(fields[key].parts[fields[key].data[0]][0])
+        config_file = Path(os.path.expanduser(path)) / "config.json"
+        if config_file.is_file():
+            config = json.loads(config_file.read_text(encoding="utf-8"))
+        elif os.path.exists(os.path.expanduser(path)):
+            return None
+        else:  # a Hub id: transformers' cached config (works offline once fetched)
+            from transformers import AutoConfig
+
+            config = AutoConfig.from_pretrained(path, local_files_only=True).to_dict()
+    except Exception:  # noqa: BLE001 - unknown until the model loads; the caller decides then
+        return None
+    for part in (config, config.get("text_config") or {}):
+        for key in ("max_position_embeddings", "max_sequence_length", "n_positions"):
+            if isinstance(part.get(key), int):
+                return part[key]
+    return None

@@ -11,7 +11,7 @@ from typing import Any
 
 import uvicorn
 
-from s1.server import ServeConfig, create_app, default_limits
+from s1.serve.app import ServeConfig, create_app, default_limits
 
 
 def free_port() -> int:
@@ -24,7 +24,7 @@ def free_port() -> int:
 def serving(backend: Any) -> Iterator[str]:
     """The real `s1 serve` app over `backend` in a uvicorn thread on a loopback port; yields the API base."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(backend, ServeConfig("tiny", default_limits(backend, tiny=True))),
+    server = uvicorn.Server(uvicorn.Config(create_app(backend, ServeConfig("tiny", default_limits(backend))),
                                            host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

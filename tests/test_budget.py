@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from s1.budget import BudgetPolicy, ForcingMachine, ForcingTokens, Kind, Phase, PolicyError, SamplingSettings
+from s1.forcing.machine import ForcingMachine, ForcingTokens, Phase
+from s1.forcing.policy import BudgetPolicy, PolicyError, SamplingSettings
+from s1.records import Kind
 
 CLOSER, STOP, EOS = 100, 101, 102
 NL, WORD = 10, 5

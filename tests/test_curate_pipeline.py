@@ -324,7 +324,7 @@ def test_rerun_reuses_every_cached_trace_and_reply(run):
 def test_output_loads_into_training(run):
     from transformers import AutoTokenizer
 
-    from s1.formats import PRESETS
+    from s1.forcing.formats import PRESETS
     from s1.models import TINY_MODEL_DIR
     from s1.train.sft import load_records, to_prompt_completion
 

@@ -17,8 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from s1.cli import app
-from s1.report import parse_setting, summarize
-from s1.runs import RunStore
+from s1.eval.report import budget_and_ignores, summarize
+from s1.eval.store import RunStore
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 runner = CliRunner()
@@ -56,7 +56,7 @@ def test_eval_stores_every_sample_and_reports(tiny_dir: Path, tmp_path: Path):
     store.close()
     for r in records:  # each sample says what was extracted and why it was graded so
         assert r.correct is not None and r.reason and r.gold is not None
-        budget, _ = parse_setting(r.generation.setting)
+        budget, _ = budget_and_ignores(r)
         if budget is not None:
             assert r.generation.thinking_tokens <= budget
     report = runner.invoke(app, ["report", str(out)])
@@ -68,11 +68,11 @@ def test_eval_stores_every_sample_and_reports(tiny_dir: Path, tmp_path: Path):
 
 
 def test_summary_matches_hand_computed_values():
-    from s1.records import Generation
-    from s1.runs import SampleRecord
+    from s1.records import Generation, SampleRecord, Setting
 
     def rec(pid: str, setting: str, ok: bool, think: int, error: str | None = None) -> SampleRecord:
-        g = Generation(prompt_id=pid, setting=setting, thinking_tokens=think, thinking_closed=True, error=error,
+        g = Generation(prompt_id=pid, setting=setting, **Setting.from_label(setting).fields(), thinking_tokens=think,
+                       thinking_closed=True, error=error,
                        cap_hit=think >= 8)
         return SampleRecord("t", g, correct=ok, extracted="1" if ok else None, reason="r", gold="1")
 
@@ -89,7 +89,7 @@ def test_summary_matches_hand_computed_values():
 def test_resume_after_a_kill_loses_and_duplicates_nothing(tiny_dir: Path, tmp_path: Path):
     out = tmp_path / "run"
     args = eval_args(tiny_dir, out, "--tasks", "gsm8k", "--data-dir", str(DATA), "--limit", "24",
-                     "--budgets", "4,30", "--batch-size", "2", "--no-plot")
+                     "--budgets", "4,30", "--num-ignore", "0", "--batch-size", "2", "--no-plot")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "s1.cli", *args], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)

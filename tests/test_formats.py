@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from tiny import build_tokenizer
 
-from s1.formats import PRESETS, S1M_IGNORE_STRINGS, custom_format, detect_format, get_format
+from s1.forcing.formats import PRESETS, S1M_IGNORE_STRINGS, custom_format, detect_format, get_format
 
 
 def test_presets_carry_the_papers_strings():

@@ -7,9 +7,9 @@ import pytest
 import torch
 from tiny import build_model, build_tokenizer
 
-from s1.backends.base import Request
-from s1.backends.hf import HFBackend
-from s1.budget import BudgetPolicy, SamplingSettings
+from s1.backends.hf.backend import HFBackend
+from s1.forcing.policy import BudgetPolicy, SamplingSettings
+from s1.forcing.request import Request
 
 QUESTIONS = ["What is 2+3?", "Sort 3 1 2", "How many r are in raspberry?", "Count to ten", "Is 7 prime?"]
 

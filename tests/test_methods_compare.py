@@ -14,7 +14,7 @@ from transformers import AutoTokenizer, LlamaConfig, LlamaForTokenClassification
 from typer.testing import CliRunner
 
 from s1.cli import app
-from s1.methods.compare import CompareConfig
+from s1.eval.compare import CompareConfig
 from s1.models import TINY_MODEL_DIR
 
 runner = CliRunner()

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 
 from s1.backends import load_backend
-from s1.backends.base import Request
-from s1.budget import BudgetPolicy, SamplingSettings
+from s1.backends.hf.step_sampler import HFStepSampler
+from s1.forcing.policy import BudgetPolicy, SamplingSettings
+from s1.forcing.request import Request
 from s1.methods.rebase import Node, RebaseConfig, Tree, allocate_width, rebase_search, select_leaf
-from s1.methods.step_sampler import HFStepSampler
 from s1.methods.steps import parse_separator, split_steps
 from s1.methods.verifiers import Candidate, Scored
 from s1.records import Generation

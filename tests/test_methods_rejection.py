@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 
 from s1.backends import load_backend
-from s1.backends.base import Request
-from s1.budget import BudgetPolicy, SamplingSettings
+from s1.forcing.policy import BudgetPolicy, SamplingSettings
+from s1.forcing.request import Request
 from s1.methods.rejection import rejection_sample
 from s1.records import Generation
 from s1.synthetic.benchmark import heldout_items

@@ -15,9 +15,9 @@ from transformers import (
     LlamaForTokenClassification,
 )
 
-from s1.methods.judge_verifier import JudgeVerifier
-from s1.methods.reward_models import ORMVerifier, PRMVerifier
 from s1.methods.verifiers import Candidate, load_verifier, parse_verifier_spec
+from s1.methods.verifiers.judge import JudgeVerifier
+from s1.methods.verifiers.reward_models import ORMVerifier, PRMVerifier
 from s1.models import TINY_MODEL_DIR
 
 CANDIDATES = [

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from s1.eval.summary import PASS_AT_K, equal_compute, method_curves, method_points
 from s1.methods.best_of_n import best_of_n, weighted_best_of_n
-from s1.methods.summary import PASS_AT_K, equal_compute, method_curves, method_points
 from s1.methods.verifiers import aggregate
 from s1.methods.voting import canonical_answers, vote_sizes, weighted_vote
 from s1.metrics import majority_vote, pass_at_k
-from s1.records import Generation
-from s1.runs import SampleRecord
+from s1.records import Generation, SampleRecord
 
 SYNTH = {"family": "addition"}
 

@@ -23,11 +23,11 @@ from transformers.processing_utils import ProcessorMixin
 sys.path.insert(0, str(Path(__file__).parent))
 from tiny import CORPUS  # noqa: E402
 
-from s1.backends.base import Request  # noqa: E402
-from s1.backends.hf import HFBackend  # noqa: E402
-from s1.budget import BudgetPolicy  # noqa: E402
-from s1.formats import S1M_IGNORE_STRINGS  # noqa: E402
-from s1.methods.sweep import run_sweep  # noqa: E402
+from s1.backends.hf.backend import HFBackend
+from s1.forcing.formats import S1M_IGNORE_STRINGS
+from s1.forcing.policy import BudgetPolicy
+from s1.forcing.request import Request
+from s1.forcing.sweep import run_sweep
 
 VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 # Qwen2-VL's chat template, reduced to images and text: an image part becomes the vision placeholder.

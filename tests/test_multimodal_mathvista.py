@@ -12,12 +12,12 @@ from PIL import Image
 from test_multimodal import load_tiny_vl, save_tiny_vl
 from typer.testing import CliRunner
 
-from s1.backends.hf import HFBackend
+from s1.backends.hf.backend import HFBackend
 from s1.cli import app
-from s1.evaluate import EvalConfig, evaluate, load_items
+from s1.eval.report import category_summaries, summarize
+from s1.eval.run import EvalConfig, evaluate, load_items
+from s1.eval.store import RunStore
 from s1.grading import grade
-from s1.report import category_summaries, summarize
-from s1.runs import RunStore
 from s1.tasks import get_task
 from s1.tasks.mathvista_images import item_categories, item_images
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from s1.backends.base import Request
-from s1.backends.openai import OpenAIBackend
-from s1.budget import BudgetPolicy
+from s1.backends.openai.backend import OpenAIBackend
+from s1.forcing.policy import BudgetPolicy
+from s1.forcing.request import Request
 
 THINKING = "I see a red square with four equal sides ."
 

@@ -14,8 +14,8 @@ import pytest
 from test_multimodal import TEMPLATE, build_tokenizer, image_processor, png
 from test_multimodal import ImageProcessor as Processor
 
-from s1.backends.base import Request
-from s1.budget import BudgetPolicy
+from s1.forcing.policy import BudgetPolicy
+from s1.forcing.request import Request
 
 
 @dataclass
@@ -53,12 +53,12 @@ def fake_vllm(monkeypatch):
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
     yield
-    for name in ("s1.backends.vllm", "s1.backends.vllm_processor"):
+    for name in ("s1.backends.vllm", "s1.backends.vllm.processor"):
         sys.modules.pop(name, None)
 
 
 def test_images_go_to_every_engine_call_as_multi_modal_data(fake_vllm, tmp_path: Path):
-    from s1.backends.vllm import VLLMBackend
+    from s1.backends.vllm.backend import VLLMBackend
 
     tok = build_tokenizer(think_tokens=False)
     engine = _Engine(tok.eos_token_id)

@@ -24,17 +24,17 @@ from serving import serving
 from typer.testing import CliRunner
 
 from s1.backends import load_backend
-from s1.backends.base import Request
-from s1.backends.hf import HFBackend
-from s1.backends.http_images import data_url, inline_images
-from s1.backends.openai import BackendError, OpenAIBackend
-from s1.budget import BudgetPolicy
+from s1.backends.hf.backend import HFBackend
+from s1.backends.openai.backend import BackendError, OpenAIBackend
+from s1.backends.openai.images import data_url, inline_images
 from s1.cli import app as cli_app
-from s1.evaluate import EvalConfig, evaluate, load_items
-from s1.formats import PRESETS, custom_format
-from s1.methods.sweep import run_sweep
+from s1.eval.run import EvalConfig, evaluate, load_items
+from s1.eval.store import RunStore
+from s1.forcing.formats import PRESETS, custom_format
+from s1.forcing.policy import BudgetPolicy
+from s1.forcing.request import Request
+from s1.forcing.sweep import run_sweep
 from s1.models import TINY_MODEL_DIR
-from s1.runs import RunStore
 
 QUESTIONS = [(57, 68), (19, 93), (45, 77)]
 FIELDS = ("token_ids", "text", "thinking", "answer", "thinking_tokens", "thinking_forced_tokens", "answer_tokens",

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from s1.records import Generation, Segment
-from s1.runs import (
+from s1.eval.store import (
     GRADING_FIELDS,
     ManifestMismatchError,
     RecordKey,
@@ -28,6 +27,7 @@ from s1.runs import (
     file_sha256,
     items_hash,
 )
+from s1.records import Generation, Segment
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = {
@@ -265,7 +265,8 @@ WRITER = textwrap.dedent(
     """
     import json, os, sys, time
     from s1.records import Generation
-    from s1.runs import RunStore, SampleRecord
+    from s1.eval.store import RunStore
+    from s1.records import SampleRecord
 
     run_dir, total, torn_after = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     manifest = json.loads(sys.argv[4])

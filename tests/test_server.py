@@ -15,13 +15,14 @@ import openai
 import pytest
 from serving import free_port
 
-from s1.backends.base import Request
-from s1.serve_engine import BatchingEngine
+from s1.defaults import effort_budgets
+from s1.forcing.request import Request
+from s1.serve.engine import BatchingEngine
 
 KEY = "test-key"
 MODEL = "tiny-reasoner"
 QUESTION = [{"role": "user", "content": "What is 57 + 68?"}]
-TINY_EFFORT = {"low": 8, "medium": 16, "high": 48}  # the tiny model's defaults (s1.serve_policy.TINY_EFFORT)
+TINY_EFFORT = effort_budgets(1024)  # the defaults for the tiny model's 1024-token context (s1.defaults)
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +111,8 @@ def test_reasoning_effort_maps_to_a_thinking_budget(client, effort):
     info = s1_info(r.choices[0])
     assert info["thinking_budget"] == TINY_EFFORT[effort]
     assert info["thinking_tokens"] <= TINY_EFFORT[effort]
-    if effort == "low":  # the tiny model thinks longer than 8 tokens on this question
-        assert info["cap_hit"] and r.usage.completion_tokens_details.reasoning_tokens == 8
+    if effort == "low":  # the tiny model thinks longer than the low budget on this question
+        assert info["cap_hit"] and r.usage.completion_tokens_details.reasoning_tokens == TINY_EFFORT["low"]
 
 
 def test_max_tokens_bounds_the_whole_completion(client):

@@ -15,9 +15,9 @@ import pytest
 from serving import serving
 
 from s1.backends import load_backend
-from s1.budget import Kind
-from s1.formats import PRESETS
-from s1.serve_stream import ChoiceText, IncrementalText
+from s1.forcing.formats import PRESETS
+from s1.records import Kind
+from s1.serve.stream import ChoiceText, IncrementalText
 
 QUESTION = [{"role": "user", "content": "What is 57 + 68?"}]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from s1.backends.base import Request
-from s1.backends.hf import HFBackend
-from s1.budget import BudgetPolicy
-from s1.formats import S1M_IGNORE_STRINGS
+from s1.backends.hf.backend import HFBackend
+from s1.forcing.formats import S1M_IGNORE_STRINGS
+from s1.forcing.policy import BudgetPolicy
+from s1.forcing.request import Request
 
 pytestmark = pytest.mark.slow
 QUESTIONS = ["What is 12*13?", "How many r are in raspberry?", "Name a prime number above 20."]

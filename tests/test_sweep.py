@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from s1.backends.base import Request
-from s1.backends.hf import HFBackend
-from s1.budget import BudgetPolicy, PolicyError, SamplingSettings
-from s1.methods.sweep import longest_setting, run_sweep
+from s1.backends.hf.backend import HFBackend
+from s1.forcing.policy import BudgetPolicy, PolicyError, SamplingSettings
+from s1.forcing.request import Request
+from s1.forcing.sweep import longest_setting, run_sweep
 
 QUESTIONS = ["What is 2+3?", "Sort 3 1 2", "How many r are in raspberry?", "Count to ten", "Is 7 prime?",
              "Name a prime", "Add 17 and 25"]

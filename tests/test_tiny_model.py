@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from s1.backends.base import Request
-from s1.budget import BudgetPolicy
+from s1.forcing.policy import BudgetPolicy
+from s1.forcing.request import Request
 from s1.grading import grade
 from s1.synthetic.benchmark import heldout_items
 from s1.synthetic.generation import split_of

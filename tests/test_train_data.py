@@ -7,7 +7,7 @@ import json
 import pytest
 from tiny import build_model, build_tokenizer
 
-from s1.formats import PRESETS
+from s1.forcing.formats import PRESETS
 from s1.tasks.prompts import Control, build_prompt
 from s1.train.control_data import ControlSpec, apply_control
 from s1.train.data import apply_overflow, build_rows, load_training_records, normalise_row

@@ -10,8 +10,8 @@ import torch
 from tiny import save_tiny
 
 from s1.backends import load_backend
-from s1.budget import BudgetPolicy
-from s1.formats import PRESETS
+from s1.forcing.formats import PRESETS
+from s1.forcing.policy import BudgetPolicy
 from s1.train.data import build_rows
 from s1.train.lora import LoraOptions
 from s1.train.run import SUMMARY_FILE, TrainJob, run_text
@@ -101,7 +101,7 @@ def test_overflow_error_names_the_block_size(base, data, tmp_path):
 
 
 def _request(question: str):
-    from s1.backends.base import Request
+    from s1.forcing.request import Request
 
     return Request(id="q", messages=question)
 

@@ -18,7 +18,7 @@ from transformers import (
     Qwen2VLProcessor,
 )
 
-from s1.formats import PRESETS
+from s1.forcing.formats import PRESETS
 from s1.train.presets import get_preset
 from s1.train.vlm import VLMCollator, freeze_vision, load_vlm_records, train_vlm, vlm_example, vlm_record
 
@@ -155,9 +155,9 @@ def test_a_few_steps_lower_the_loss_and_the_checkpoint_reloads(processor, record
     assert all(torch.equal(v, state[k]) for k, v in again.state_dict().items())
     # the checkpoint answers an image question through the transformers backend (load_backend(path) builds
     # the same pair with AutoProcessor, which needs torchvision for Qwen2-VL's video processor; absent here)
-    from s1.backends.base import Request
-    from s1.backends.hf import HFBackend
-    from s1.budget import BudgetPolicy
+    from s1.backends.hf.backend import HFBackend
+    from s1.forcing.policy import BudgetPolicy
+    from s1.forcing.request import Request
 
     backend = HFBackend(again.eval(), processor, format="s1m")
     [gen] = backend.generate([Request("q", messages="What colour?", images=(records[0]["images"][0],))],

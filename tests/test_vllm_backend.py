@@ -17,12 +17,12 @@ os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
-from s1.backends.base import Request  # noqa: E402
-from s1.backends.hf import HFBackend  # noqa: E402
-from s1.backends.vllm import VLLMBackend, engine_options, make_llm, replay  # noqa: E402
-from s1.budget import BudgetPolicy, PolicyError, SamplingSettings  # noqa: E402
-from s1.formats import custom_format  # noqa: E402
-from s1.methods.sweep import run_sweep  # noqa: E402
+from s1.backends.hf.backend import HFBackend
+from s1.backends.vllm.backend import VLLMBackend, engine_options, make_llm, replay
+from s1.forcing.formats import custom_format
+from s1.forcing.policy import BudgetPolicy, PolicyError, SamplingSettings
+from s1.forcing.request import Request
+from s1.forcing.sweep import run_sweep
 from s1.models import TINY_MODEL_DIR  # noqa: E402
 
 QUESTIONS = ["What is 47+58?", "What is 36+75?", "What is 12+99?", "What is 88+14?", "What is 59+63?",
@@ -113,7 +113,7 @@ def test_a_request_added_and_one_removed_mid_batch_keep_their_own_state(llm, vll
     independent runs (no state leaks between requests or batch slots)."""
     policy_a = BudgetPolicy(max_thinking_tokens=150, num_ignore=2, max_answer_tokens=8)
     policy_c = BudgetPolicy(max_thinking_tokens=20, max_answer_tokens=6)
-    a, b, c = (vllm_backend._start(r, p) for r, p in zip(reqs(3), (policy_a, policy_a, policy_c), strict=True))
+    a, b, c = (vllm_backend.start(r, p) for r, p in zip(reqs(3), (policy_a, policy_a, policy_c), strict=True))
     engine = llm.llm_engine
     done: dict[str, list[int]] = {}
 
@@ -126,18 +126,18 @@ def test_a_request_added_and_one_removed_mid_batch_keep_their_own_state(llm, vll
             n += 1
 
     for name, s in (("a", a), ("b", b)):
-        engine.add_request(name, {"prompt_token_ids": s.prompt_ids}, vllm_backend._forcing_params(s))
+        engine.add_request(name, {"prompt_token_ids": s.prompt_ids}, vllm_backend._forcing_params(s, s.limit))
     run(12)
     engine.abort_request(["b"])
     run(5)
-    engine.add_request("c", {"prompt_token_ids": c.prompt_ids}, vllm_backend._forcing_params(c))
+    engine.add_request("c", {"prompt_token_ids": c.prompt_ids}, vllm_backend._forcing_params(c, c.limit))
     run(None)
     reports = vllm_backend._reports([a, b, c])
     for name, s in (("a", a), ("c", c)):
         s.emitted = replay(s.machine, done[name], reports.get(s.key, {}))
     assert "b" not in done
     expected = [hf_backend.generate([r], p)[0] for r, p in zip(reqs(3), (policy_a, policy_a, policy_c), strict=True)]
-    assert [facts(vllm_backend._record(s)) for s in (a, c)] == [facts(expected[0]), facts(expected[2])]
+    assert [facts(vllm_backend.record(s)) for s in (a, c)] == [facts(expected[0]), facts(expected[2])]
     assert a.machine.ignores_applied == 2
 
 

@@ -1,102 +1,184 @@
-"""The backend contract: requests in, `Generation` records out, budget forcing by `BudgetPolicy`."""
+"""The backend contract: requests in, `Generation` records out, budget forcing by `BudgetPolicy`.
+
+`Backend` declares everything the callers use (the sweep, the server, REBASE, the methods, the CLI);
+there is no capability probing. `EngineBackend` is the part the in-process engines (transformers, vLLM)
+share: a tokenizer here, the format bound to its ids, requests started by the forcing runtime and run a
+batch at a time.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar
 
-from s1.backends.images import message_images, with_images
-from s1.budget import BudgetPolicy, ForcingMachine, Kind
-from s1.formats import ReasoningFormat
+from s1.forcing.binding import BoundFormat, bind_engine_format, check_engine_args
+from s1.forcing.formats import ReasoningFormat
+from s1.forcing.machine import ForcingTokens
+from s1.forcing.policy import BudgetPolicy, PolicyError
+from s1.forcing.request import Branch, Request
+from s1.forcing.rounds import RoundStops
+from s1.forcing.sequence import Sequence, failed_record, open_sequence, record, text_prompt, thinking_budget
+from s1.forcing.text import TokenizerText, run
 from s1.records import Generation
 
 
-class LiveTokens:
-    """A generation's tokens while they are being made, for streaming.
+class Backend(ABC):
+    """Anything that turns requests into generations under a budget policy.
 
-    An engine backend's in-flight sequence (`rounds.InFlight`: `emitted` token ids and a `machine` whose
-    `kinds` say what each one is) becomes `source` when the request starts; a reader on another thread
-    takes `snapshot()`s. A running sequence's lists only grow, so every snapshot is a prefix of the
-    finished record's tokens. Backends that cannot show progress (vLLM's single pass runs in the engine
-    process) leave `source` unset; readers then get the tokens with the record.
+    name: the backend's name in records and manifests. format: the reasoning format it forces.
+    batch_size: requests a caller should hand it at a time (sweeps chunk by it). context_length: the
+    model's context in tokens (None when unknown). default_temperature: what the model's generation
+    config asks for when a request leaves sampling open (the server's default).
     """
 
-    def __init__(self) -> None:
-        self.source: Any = None
+    name: ClassVar[str]
+    format: ReasoningFormat
+    batch_size: int
+    context_length: int | None
+    default_temperature: float = 1.0
 
-    def snapshot(self) -> tuple[list[int], list[Kind]]:
-        src = self.source
-        if src is None:
-            return [], []
-        ids, kinds = list(src.emitted), list(src.machine.kinds)
-        n = min(len(ids), len(kinds))
-        return ids[:n], kinds[:n]
+    @abstractmethod
+    def generate(self, requests: list[Request], policy: BudgetPolicy | None = None) -> list[Generation]:
+        """One record per request, in order; a request that cannot run is a failed record in its place.
+        A request's own `policy` overrides the batch's."""
+
+    @abstractmethod
+    def continue_answers(self, branches: list[Branch]) -> list[Generation]:
+        """Finish branched generations (a sweep's): each carries the tokens emitted so far (thinking up to
+        its cut, then the forced closer or cap) and the machine that emitted them; the answer remains."""
+
+    @abstractmethod
+    def forcing_tokens(self, policy: BudgetPolicy) -> ForcingTokens:
+        """The format's forced strings as this model's ids, for `policy`'s ignore strings."""
+
+    def thinking_budget(self, policy: BudgetPolicy, prompt_tokens: int) -> int:
+        """`policy`'s thinking budget for a prompt of `prompt_tokens` tokens ("auto" resolved)."""
+        return thinking_budget(policy, self.forcing_tokens(policy), self.context_length, prompt_tokens)
+
+    @contextmanager
+    def retain_prefixes(self) -> Iterator[None]:
+        """Within the block, `continue_answers` may reuse what `generate` computed (a KV cache); a backend
+        without such reuse does nothing."""
+        yield
+
+    def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
+        """Release what the backend holds (connections, engine processes)."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 @dataclass(frozen=True)
-class Request:
-    """One prompt to generate for.
+class Rendered:
+    """A request's prompt as an engine takes it: text, ids, and the engine's own inputs for it (pixel
+    values, images) plus record facts (`meta`, e.g. image tokens)."""
 
-    Give `messages` (a string is the user turn) to build the prompt with the model's chat template,
-    or `prompt` for raw, already formatted text (the thinking opener is appended if missing).
-    `policy`, when set, overrides the batch policy for this request. `sample_index` separates
-    samples of one prompt and, with a seed, picks the sample's random stream. `images` (paths, URLs,
-    bytes or PIL images) go into the last user turn before its text, as S1-M places them; images can
-    also be given as `image` parts inside `messages`. `live`, when given, shows the tokens as they are
-    generated (`s1 serve` streams from it).
+    prompt: str
+    ids: list[int]
+    state: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class EngineBackend(Backend):
+    """A model in this process (transformers, vLLM): its tokenizer here, the format bound to its ids.
+
+    mode: "auto" (single pass when every end of thinking is one atomic token, else rounds), "single"
+    or "multi". Subclasses render image prompts (`_render_images`), run a batch in one pass
+    (`_single_pass`) or in rounds (`run_rounds`).
     """
 
-    id: str
-    messages: list[dict[str, Any]] | str | None = None
-    prompt: str | None = None
-    system: str | None = None
-    sample_index: int = 0
-    policy: BudgetPolicy | None = None
-    setting: str = ""
-    images: tuple[Any, ...] = ()
-    live: LiveTokens | None = field(default=None, compare=False, repr=False)
+    def __init__(self, tokenizer: Any, format: str | ReasoningFormat, gen_eos: Any, mode: str, batch_size: int,
+                 context_length: int | None):
+        check_engine_args(mode, batch_size)
+        self.tokenizer = tokenizer
+        self.format, self.binding, self.single_pass = bind_engine_format(format, tokenizer, gen_eos, mode)
+        self.bound = BoundFormat(self.binding, tokenizer)
+        self.text = TokenizerText(tokenizer)
+        self.stops = RoundStops(think=self.binding.stop_strings)
+        self.mode, self.batch_size, self.context_length = mode, batch_size, context_length
+        self.vocab_limit = len(tokenizer)  # ids past the tokenizer (padded embedding rows) are never picked
 
-    def __post_init__(self) -> None:
-        if (self.messages is None) == (self.prompt is None):
-            raise ValueError(f"request {self.id!r}: give exactly one of messages or prompt")
-        if isinstance(self.images, str | bytes) or not isinstance(self.images, tuple | list):
-            raise ValueError(f"request {self.id!r}: images must be a list of images, got {type(self.images).__name__}")
-        object.__setattr__(self, "images", tuple(self.images))
-        if self.images and self.prompt is not None:
-            raise ValueError(f"request {self.id!r}: images need messages (a chat), not a raw prompt")
-        if isinstance(self.sample_index, bool) or not isinstance(self.sample_index, int) or self.sample_index < 0:
-            raise ValueError(f"request {self.id!r}: sample_index must be an integer >= 0")
+    @property
+    def label(self) -> str:
+        """The `backend` of records: name and how forcing ran."""
+        return f"{self.name}:{'single' if self.single_pass else 'multi'}"
 
-    def chat(self) -> list[dict[str, Any]] | None:
-        """The messages with the system turn and `images` in place; None for a raw prompt."""
-        if self.messages is None:
-            return None
-        messages = with_images(self.messages, self.images)
-        if self.system is not None:
-            messages = [{"role": "system", "content": self.system}, *messages]
-        return messages
+    def forcing_tokens(self, policy: BudgetPolicy) -> ForcingTokens:
+        return self.bound.forcing_tokens(policy)
 
-    def image_sources(self) -> list[Any]:
-        """Every image of the request, in prompt order."""
-        return message_images(self.chat())
+    # -- generate ------------------------------------------------------------------------------------
+    def generate(self, requests: list[Request], policy: BudgetPolicy | None = None) -> list[Generation]:
+        policy = policy or BudgetPolicy()
+        results: list[Generation | None] = [None] * len(requests)
+        ready: list[tuple[int, Sequence]] = []
+        for i, req in enumerate(requests):
+            try:
+                ready.append((i, self.start(req, req.policy or policy)))
+            except (PolicyError, ValueError) as exc:
+                results[i] = failed_record(req, req.policy or policy, str(exc), self.name)
+        run_batch = self._single_pass if self.single_pass else self.run_rounds
+        for first in range(0, len(ready), self.batch_size):
+            self.finish_batch(results, ready[first : first + self.batch_size], run_batch)
+        return [r for r in results if r is not None]
 
+    def finish_batch(self, results: list[Generation | None], batch: list[tuple[int, Sequence]],
+                     run_batch: Callable[[list[Sequence]], None]) -> None:
+        """Run one batch of (slot, sequence) and put each sequence's record in its slot; an engine failure
+        (e.g. out of memory) becomes a failed record for every sequence of the batch."""
+        seqs = [s for _, s in batch]
+        try:
+            run_batch(seqs)
+        except (RuntimeError, MemoryError) as exc:
+            for i, s in batch:
+                results[i] = failed_record(s.request, s.policy, f"{type(exc).__name__}: {exc}", self.name, s.prompt)
+            return
+        for i, s in batch:
+            results[i] = self.record(s)
 
-@dataclass
-class Branch:
-    """A generation to finish from a shared prefix: `emitted` are the tokens after the prompt so far
-    (thinking, then the forced closer or cap) and `machine` the forcing state that emitted them."""
+    def render(self, req: Request) -> Rendered:
+        """`req`'s prompt: text through the tokenizer's chat template, images through `_render_images`."""
+        if req.image_sources():
+            return self._render_images(req)
+        prompt, ids = run(text_prompt(req, self.format), self.text)
+        return Rendered(prompt, ids)
 
-    request: Request
-    policy: BudgetPolicy
-    emitted: list[int]
-    machine: ForcingMachine
+    def start(self, req: Request, policy: BudgetPolicy, rendered: Rendered | None = None) -> Sequence:
+        """A sequence for `req` (its prompt already `rendered`, or rendered now): budget, context check,
+        machine, and this engine's state for it."""
+        r = rendered or self.render(req)
+        return open_sequence(req, policy, self.forcing_tokens(policy), self.context_length, r.prompt, r.ids,
+                             kind=self.sequence_kind, meta=dict(r.meta), **r.state, **self._sequence_state(req, policy))
 
+    def start_branch(self, branch: Branch, rendered: Rendered | None = None) -> Sequence:
+        """A sequence that continues `branch` (its machine and tokens), forced tokens appended."""
+        seq = self.start(branch.request, branch.policy, rendered)
+        seq.machine, seq.emitted = branch.machine, list(branch.emitted)
+        seq.emitted.extend(seq.machine.take_forced())
+        return seq
 
-@runtime_checkable
-class Backend(Protocol):
-    """Anything that turns requests into generations under a budget policy."""
+    def record(self, seq: Sequence) -> Generation:
+        return run(record(seq, self.format, self.label), self.text)
 
-    name: str
-    format: ReasoningFormat
+    # -- what each engine provides ------------------------------------------------------------------------
+    sequence_kind: type[Sequence] = Sequence
 
-    def generate(self, requests: list[Request], policy: BudgetPolicy | None = None) -> list[Generation]: ...
+    def _sequence_state(self, req: Request, policy: BudgetPolicy) -> dict[str, Any]:
+        """Engine state a new sequence starts with (samplers, request keys)."""
+        return {}
+
+    def _render_images(self, req: Request) -> Rendered:
+        raise ValueError(f"request {req.id!r} has images, but the {self.name} backend cannot take them")
+
+    @abstractmethod
+    def _single_pass(self, seqs: list[Sequence]) -> None:
+        """Generate a batch in one pass, forcing inside the engine's decoding loop."""
+
+    @abstractmethod
+    def run_rounds(self, seqs: list[Sequence]) -> None:
+        """Generate a batch in rounds (`s1.forcing.rounds.run_rounds` with this engine's round batch)."""

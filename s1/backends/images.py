@@ -1,9 +1,8 @@
-"""Images in prompts: where they sit in a chat, how they are read, and loading vision-language models.
+"""Images in prompts: how they are read, and loading vision-language models.
 
-One convention for every backend: a request's images go into its last user turn as transformers
-chat-template parts (`{"type": "image", "image": ...}`), placed before the text as S1-M does. The
-transformers backend hands such messages to the model's processor (Qwen2-VL / Qwen2.5-VL), the vLLM
-backend to `multi_modal_data`, the OpenAI backend to `image_url` data URLs (`http_images`).
+A request's images sit in its last user turn as chat-template parts (`s1.forcing.request.with_images`).
+The transformers backend hands such messages to the model's processor (Qwen2-VL / Qwen2.5-VL), the vLLM
+backend to `multi_modal_data`, the OpenAI backend to `image_url` data URLs (`s1.backends.openai.images`).
 
 An image is a file path, an http(s) or `data:` URL, raw bytes, or a PIL image. Reading one that
 cannot be read is an error that names the request and the image.
@@ -16,51 +15,6 @@ import io
 import os
 from pathlib import Path
 from typing import Any
-
-IMAGE_PART_TYPES = ("image", "image_url")
-
-
-def with_images(messages: list[dict[str, Any]] | str, images: tuple[Any, ...] | list[Any]) -> list[dict[str, Any]]:
-    """`messages` with `images` added to the last user turn, before its text (S1-M's order).
-
-    A string is the user turn. Without images the messages are returned as a list, unchanged.
-    """
-    if isinstance(messages, str):
-        messages = [{"role": "user", "content": messages}]
-    messages = list(messages)
-    if not images:
-        return messages
-    users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
-    if not users:
-        raise ValueError("images need a user message to go into; the messages have none")
-    last = users[-1]
-    content = messages[last].get("content")
-    parts = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
-    messages[last] = {**messages[last], "content": [*({"type": "image", "image": im} for im in images), *parts]}
-    return messages
-
-
-def message_images(messages: list[dict[str, Any]] | str | None) -> list[Any]:
-    """Every image source in `messages`, in order (transformers `image` parts and OpenAI `image_url` parts)."""
-    if messages is None or isinstance(messages, str):
-        return []
-    out: list[Any] = []
-    for m in messages:
-        content = m.get("content")
-        if not isinstance(content, list):
-            continue
-        for p in content:
-            if not isinstance(p, dict) or p.get("type") not in IMAGE_PART_TYPES:
-                continue
-            if p["type"] == "image":
-                source = next((p[k] for k in ("image", "url", "path") if p.get(k) is not None), None)
-            else:
-                url = p.get("image_url")
-                source = url.get("url") if isinstance(url, dict) else url
-            if source is None:
-                raise ValueError(f"an {p['type']!r} message part has no image (give 'image', 'url' or 'path')")
-            out.append(source)
-    return out
 
 
 def load_image(source: Any, field: str = "image", timeout_s: float = 30.0) -> Any:

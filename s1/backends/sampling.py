@@ -9,10 +9,11 @@ change with the batch it runs in.
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 import torch
 
-from s1.budget import SamplingSettings
+from s1.forcing.policy import SamplingSettings
 
 _SEED_STRIDE = 1_000_003
 _SEED_MOD = 2**63 - 1
@@ -38,8 +39,30 @@ class RowSampler:
             self._generator.manual_seed(stream_seed(self.settings, self.sample_index))
         return self._generator
 
+    def save(self, device: torch.device) -> Any:
+        """The random stream's position (None when greedy), for `restore` after a draw is discarded."""
+        return None if self.settings.greedy else self._gen(device).get_state()
+
+    def restore(self, state: Any) -> None:
+        if state is not None and self._generator is not None:
+            self._generator.set_state(state)
+
+    def penalize(self, logits: torch.Tensor, context: list[int], output: int) -> None:
+        """Apply the phase's penalties to one row of logits in place. `context` is the sequence's tokens
+        (prompt then output), of which the last `output` are output: repetition over all of them
+        (transformers' formula), presence and frequency over the output (OpenAI's)."""
+        s = self.settings
+        if s.repetition_penalty != 1.0 and context:
+            seen = torch.tensor(sorted(set(context)), dtype=torch.long, device=logits.device)
+            score = logits[seen]
+            logits[seen] = torch.where(score < 0, score * s.repetition_penalty, score / s.repetition_penalty)
+        if (s.presence_penalty or s.frequency_penalty) and output:
+            ids, counts = torch.tensor(context[len(context) - output:], dtype=torch.long).unique(return_counts=True)
+            ids = ids.to(logits.device)
+            logits[ids] -= s.presence_penalty + s.frequency_penalty * counts.to(logits.device, logits.dtype)
+
     def pick(self, logits: torch.Tensor) -> int:
-        """Choose from one row of logits (already masked)."""
+        """Choose from one row of logits (already masked and penalized)."""
         s = self.settings
         if s.greedy:
             return int(torch.argmax(logits).item())
@@ -56,15 +79,21 @@ class RowSampler:
         return int(torch.multinomial(probs, 1, generator=self._gen(logits.device)).item())
 
 
+History = tuple[list[int], int]
+"""A row's tokens so far (prompt then output) and how many of them are output: what penalties read."""
+
+
 def pick_rows(
     scores: torch.Tensor,
     rows: list[int],
     samplers: list[RowSampler],
     banned: list[frozenset[int]],
     vocab_limit: int,
+    history: list[History] | None = None,
 ) -> list[int]:
     """Pick a token for each of `rows` of `scores`; ids >= vocab_limit (padded vocab rows that no
-    tokenizer id maps to) and each row's banned ids are never chosen.
+    tokenizer id maps to) and each row's banned ids are never chosen. `history` (one per row) is needed
+    when a sampler has penalties.
 
     May mask `scores` in place: the callers overwrite it with a one-hot row afterwards, and skipping
     the copy matters on the per-step hot path.
@@ -73,6 +102,11 @@ def pick_rows(
         return []
     whole = len(rows) == scores.shape[0] and scores.dtype == torch.float32
     sub = scores if whole else scores[rows].float()
+    for j, sampler in enumerate(samplers):
+        if sampler.settings.penalized:
+            if history is None:
+                raise ValueError("sampling penalties need each row's tokens (history)")
+            sampler.penalize(sub[j], *history[j])
     if vocab_limit < sub.shape[-1]:
         sub[:, vocab_limit:] = float("-inf")
     for j, ban in enumerate(banned):

@@ -132,7 +132,7 @@ class BackendModel:
     def __init__(self, spec: ModelSpec):
         from s1.backends import load_backend
         from s1.backends.loading import quiet_hf_logging
-        from s1.budget import BudgetPolicy, PolicyError, SamplingSettings
+        from s1.forcing.policy import BudgetPolicy, PolicyError, SamplingSettings
 
         self.name, self.spec = spec.name, spec
         kwargs = backend_kwargs(spec)
@@ -150,7 +150,7 @@ class BackendModel:
         self.backend = _LOADED[key]
 
     def complete(self, prompts: list[Prompt]) -> list[Completion]:
-        from s1.backends.base import Request
+        from s1.forcing.request import Request
 
         requests = [Request(p.id, messages=p.text, system=p.system) for p in prompts]
         out = []

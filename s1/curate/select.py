@@ -96,7 +96,7 @@ class SelectConfig:
 
     @classmethod
     def from_table(cls, t: Table) -> SelectConfig:
-        from s1.formats import PRESETS
+        from s1.forcing.formats import PRESETS
 
         rules = t.tables("quality_rules")
         out = cls(n=t.int("n", 1000, minimum=1), seed=t.int("seed", None), weak_models=t.strs("weak_models", ()),
@@ -249,7 +249,7 @@ def histogram(values: list[int], bins: int) -> list[dict[str, int]]:
 
 def run_select(cfg: SelectConfig, teacher: str, seed: int, out_dir: str | Path) -> dict[str, Any]:
     """Read `clean.jsonl`, the teacher's traces and `features.jsonl`; write the selection and `summary.json`."""
-    from s1.formats import get_format
+    from s1.forcing.formats import get_format
 
     out = Path(out_dir)
     pool = read_jsonl(out / "clean.jsonl")

@@ -11,9 +11,23 @@ steps=N steps <= N; class=short thinking <= the unconditioned run's, class=long 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
+from s1.forcing.policy import AUTO, BudgetPolicy
+from s1.forcing.sweep import run_sweep
+from s1.grading.records import grade_records
+from s1.methods.base import MethodWork, request_for
+from s1.methods.steps import split_steps
+from s1.methods.verifiers import Verifier
+from s1.records import SampleRecord
 from s1.tasks import Control
+
+if TYPE_CHECKING:
+    from s1.backends.base import Backend
+    from s1.methods.config import CompareConfig
 
 
 @dataclass(frozen=True)
@@ -58,3 +72,26 @@ def control_bounds(control: Control, baseline_thinking: float | None) -> tuple[f
     if baseline_thinking is None:
         raise ValueError("class-conditional Control needs the unconditioned run's thinking tokens")
     return (None, baseline_thinking, "tokens") if control.value == "short" else (baseline_thinking, None, "tokens")
+
+
+def run(work: MethodWork, config: CompareConfig, backend: Backend, verifiers: Sequence[Verifier]) -> None:
+    """Each control prompt alone and with its forcing cap, as one shared-prefix sweep per prompt."""
+    by_control: dict[str, list[ControlRun]] = defaultdict(list)
+    for one in config.control_runs():
+        by_control[one.control.label].append(one)
+    plain = BudgetPolicy(max_thinking_tokens=max(config.budgets, key=lambda b: float("inf") if b == AUTO else b),
+                         max_answer_tokens=config.max_answer_tokens)
+    for group in by_control.values():
+        settings = [plain if one.cap is None else plain.replace(max_thinking_tokens=one.cap) for one in group]
+        for chunk in work.chunks(work.union(one.label for one in group)):
+            result = run_sweep(backend, [request_for(item, config.system, group[0].control) for _, item in chunk],
+                               settings)
+            records: list[SampleRecord] = []
+            for n, (task, item) in enumerate(chunk):
+                gens = result.generations[n * len(group) : (n + 1) * len(group)]
+                gens = [replace(g, setting=one.label, meta={
+                    "method": "control", "control": one.control.label, "cap": one.cap, "group": one.group,
+                    "steps": len(split_steps(g.thinking, config.step_separator))})
+                        for g, one in zip(gens, group, strict=True)]
+                records += grade_records(task, item, gens, config.grader_timeout)
+            work.emit(records)

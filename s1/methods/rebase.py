@@ -22,14 +22,24 @@ import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from s1.backends.base import Branch, Request
-from s1.backends.tokens import encode
-from s1.budget import BudgetPolicy, ForcingMachine, SamplingSettings
-from s1.methods.step_sampler import HFStepSampler
+from s1.backends.hf.backend import HFBackend
+from s1.backends.hf.step_sampler import HFStepSampler
+from s1.forcing.binding import encode
+from s1.forcing.machine import ForcingMachine
+from s1.forcing.policy import BudgetPolicy, SamplingSettings
+from s1.forcing.request import Branch, Request
+from s1.grading.records import grade_records
+from s1.methods.base import MethodWork, request_for
 from s1.methods.verifiers import AGGREGATIONS, Candidate, Verifier, aggregate
-from s1.records import Generation
+from s1.methods.voting import canonical_answers
+from s1.records import Generation, SampleRecord
+from s1.tasks import TaskItem
+
+if TYPE_CHECKING:
+    from s1.backends.base import Backend
+    from s1.methods.config import CompareConfig
 
 SOFTMAX_TEMPERATURE = 0.2  # the s1 repo's REBASE temperature
 SELECTIONS: tuple[str, ...] = ("weighted", "best")
@@ -158,7 +168,7 @@ def _stream(request: Request, node_id: int) -> int:
     return (base << 20) + node_id
 
 
-def rebase_search(backend: Any, requests: Sequence[Request], questions: Sequence[str], verifier: Verifier,
+def rebase_search(backend: HFBackend, requests: Sequence[Request], questions: Sequence[str], verifier: Verifier,
                   config: RebaseConfig, sampling: SamplingSettings,
                   answer_sampling: SamplingSettings | None = None) -> list[Tree]:
     """Grow one tree per request (all trees advance together, a round per depth) and answer every
@@ -166,13 +176,13 @@ def rebase_search(backend: Any, requests: Sequence[Request], questions: Sequence
     `continue_answers`). Returns the trees; pick answers with `select_leaf`."""
     if len(requests) != len(questions):
         raise ValueError("requests and questions must have the same length")
-    if not hasattr(backend, "model") or not hasattr(backend, "continue_answers"):
+    if not isinstance(backend, HFBackend):
         raise ValueError("REBASE samples one step at a time on a transformers model: use the hf backend")
     sampler = HFStepSampler(backend, config.separator, sampling)
     trees = [Tree(r, q, sampler.encode_prompt(r.messages if r.messages is not None else q, r.system))
              for r, q in zip(requests, questions, strict=True)]
     pending: dict[int, list[tuple[int | None, int]]] = {t: [(None, config.width)] for t in range(len(trees))}
-    step = max(1, getattr(backend, "batch_size", 16))
+    step = max(1, backend.batch_size)
     while pending:
         rows: list[tuple[int, int | None]] = [(t, parent) for t, plan in pending.items()
                                                for parent, count in plan for _ in range(count)]
@@ -220,7 +230,7 @@ def _score(trees: list[Tree], created: list[tuple[int, Node]], verifier: Verifie
         node.error = scored.error
 
 
-def _answer(backend: Any, trees: list[Tree], config: RebaseConfig, sampling: SamplingSettings,
+def _answer(backend: HFBackend, trees: list[Tree], config: RebaseConfig, sampling: SamplingSettings,
             answer_sampling: SamplingSettings | None) -> None:
     """Answer every leaf: force the closer (natural end) or the cap (depth / token cap), then let the
     backend generate the answer."""
@@ -264,3 +274,51 @@ def select_leaf(tree: Tree, canonical: dict[int, Any], how: str, aggregation: st
         totals[canonical[n.id]] = totals.get(canonical[n.id], 0.0) + weights[n.id]
     winner = max(totals, key=totals.__getitem__)
     return max((n for n in answered if canonical[n.id] == winner), key=lambda n: weights[n.id]).id
+
+
+def run(work: MethodWork, config: CompareConfig, backend: Backend, verifiers: Sequence[Verifier]) -> None:
+    """One tree per question and width, scored by the first verifier; the chosen leaf's record is stored
+    with the whole tree's cost and leaves in `meta`."""
+    if not verifiers:
+        raise ValueError("verifiers: rebase needs a verifier to score its nodes")
+    if not isinstance(backend, HFBackend):
+        raise ValueError("REBASE samples one step at a time on a transformers model: use the hf backend")
+    verifier = verifiers[0]
+    for width in config.rebase_widths:
+        label = f"rebase:W={width}"
+        rc = config.rebase_config(width)
+        for chunk in work.chunks(work.pending.get(label, [])):  # all trees of a chunk grow together
+            requests = [replace(request_for(item, config.system), setting=label) for _, item in chunk]
+            trees = rebase_search(backend, requests, [item.question for _, item in chunk], verifier, rc,
+                                  config.sampling())
+            work.emit([tree_record(config, task, item, tree, rc, verifier.name)
+                       for (task, item), tree in zip(chunk, trees, strict=True)])
+
+
+def tree_record(config: CompareConfig, task: str, item: TaskItem, tree: Tree, rc: RebaseConfig,
+                verifier: str) -> SampleRecord:
+    """The chosen leaf's generation, graded, with the whole tree's cost and leaves in `meta`."""
+    leaves = [n for n in tree.leaves if n.id in tree.answers]
+    gens = [tree.answers[n.id] for n in leaves]
+    graded = grade_records(task, item, gens, config.grader_timeout)
+    ok = [(n, r) for n, r in zip(leaves, graded, strict=True) if r.generation.error is None]
+    canon = canonical_answers(item.grader, [r.generation.answer for _, r in ok], [r.extracted for _, r in ok],
+                              item.metadata, config.grader_timeout)
+    canonical = {n.id: c for (n, _), c in zip(ok, canon, strict=True)}
+    chosen = select_leaf(tree, canonical, rc.select, rc.aggregate)
+    by_id = {n.id: r for n, r in zip(leaves, graded, strict=True)}
+    label = f"rebase:W={rc.width}"
+    if chosen is None:  # no leaf produced an answer: keep the first leaf's record, graded as it is
+        record = graded[0] if graded else SampleRecord(task, Generation.failed(
+            tree.request.id, "the search produced no leaf", setting=label), False, None,
+            "the search produced no leaf", item.gold)
+    else:
+        record = by_id[chosen]
+    return replace(record, generation=replace(record.generation, setting=label, sample_index=0, meta={
+        "method": "rebase", "width": rc.width, "verifier": verifier, "select": rc.select,
+        "aggregate": rc.aggregate, "generated_tokens": tree.generated_tokens,
+        "thinking_tokens": tree.thinking_tokens, "nodes": len(tree.nodes), "widths": tree.widths(),
+        "chosen": chosen, "score_errors": sorted({n.error for n in tree.nodes if n.error}),
+        "leaves": [{"node": n.id, "depth": n.depth, "capped": n.capped, "weight": tree.leaf_weight(n, rc.aggregate),
+                    "canonical": canonical.get(n.id), "correct": bool(by_id[n.id].correct)} for n in leaves],
+    }))

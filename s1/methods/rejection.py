@@ -13,12 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from s1.backends.base import Request
-from s1.budget import BudgetPolicy
+from s1.forcing.policy import BudgetPolicy
+from s1.forcing.request import Request
+from s1.grading.records import grade_records
+from s1.methods.base import MethodWork, request_for
+from s1.methods.verifiers import Verifier
 from s1.metrics import generated_tokens, total_thinking_tokens
-from s1.records import Generation
+from s1.records import Generation, SampleRecord
+
+if TYPE_CHECKING:
+    from s1.backends.base import Backend
+    from s1.methods.config import CompareConfig
 
 
 @dataclass(frozen=True)
@@ -70,3 +77,23 @@ def rejection_sample(backend: Any, requests: Sequence[Request], budget: int, max
         open_rows = still
     return [RejectionResult(g, attempts[i], accepted(g, budget), tokens[i], thinking[i])
             for i, g in enumerate(last) if g is not None]
+
+
+def run(work: MethodWork, config: CompareConfig, backend: Backend, verifiers: Sequence[Verifier]) -> None:
+    """Rejection sampling per budget; a question with no accepted attempt is wrong, whatever it answered."""
+    base = config.sample_policy()
+    for budget in config.rejection_budgets:
+        label = f"rejection:think<={budget}"
+        for chunk in work.chunks(work.pending.get(label, [])):
+            results = rejection_sample(backend, [request_for(item, config.system) for _, item in chunk], budget,
+                                       config.max_attempts, base)
+            records: list[SampleRecord] = []
+            for (task, item), res in zip(chunk, results, strict=True):
+                (record,) = grade_records(task, item, [replace(res.generation, setting=label)], config.grader_timeout)
+                if not res.accepted and record.generation.error is None:
+                    record = replace(record, correct=False, extracted=None, reason=(
+                        f"no attempt ended its thinking within {budget} tokens ({res.attempts} attempts)"))
+                records.append(replace(record, generation=replace(record.generation, meta={
+                    "method": "rejection", "budget": budget, "attempts": res.attempts, "accepted": res.accepted,
+                    "generated_tokens": res.generated_tokens, "thinking_tokens": res.thinking_tokens})))
+            work.emit(records)

@@ -8,10 +8,21 @@ representative the grader would accept as the gold answer for it, else it starts
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
+from s1.forcing.policy import BudgetPolicy
 from s1.grading import grade_many
+from s1.grading.records import grade_records
+from s1.methods.base import MethodWork, request_for
+from s1.methods.verifiers import Candidate, Verifier
+from s1.records import RecordKey, SampleRecord
+
+if TYPE_CHECKING:
+    from s1.backends.base import Backend
+    from s1.methods.config import CompareConfig
 
 
 def canonical_answers(grader: str, answers: Sequence[str | None], extracted: Sequence[str | None],
@@ -80,3 +91,46 @@ def vote_sizes(ks: Sequence[int] | None, n: int) -> list[int]:
     if bad:
         raise ValueError(f"vote sizes must be integers in 1..{n} (the samples per question), got {bad}")
     return sorted(set(ks))
+
+
+def sample_label(policy: BudgetPolicy) -> str:
+    """The setting label of the voting / best-of-N samples, e.g. `sample:think<=128`."""
+    return f"sample:{policy.label()}"
+
+
+def run(work: MethodWork, config: CompareConfig, backend: Backend, verifiers: Sequence[Verifier]) -> None:
+    """`samples` sampled solutions per question, each graded, mapped to its answer's equivalence class
+    (`canonical` in meta) and scored by every verifier; maj@k and best-of-k come from them at report time."""
+    policy = config.sample_policy()
+    label = sample_label(policy)
+    pending = work.pending.get(label, [])
+    if not pending:
+        return
+    wanted = {(task, item.id) for task, item in pending}
+    known: dict[tuple[str, str], list[str]] = defaultdict(list)  # canonical answers stored before a resume
+    for r in work.stored():
+        if r.generation.setting == label and (r.task, r.generation.prompt_id) in wanted:
+            canonical = r.generation.meta.get("canonical")
+            if canonical is not None:
+                known[r.task, r.generation.prompt_id].append(canonical)
+    for chunk in work.chunks(pending, max(1, work.chunk_items // config.samples)):
+        requests = [replace(request_for(item, config.system, sample=s), setting=label)
+                    for task, item in chunk for s in range(config.samples)
+                    if RecordKey(task, item.id, s, label) not in work.done]
+        gens = backend.generate(requests, policy)
+        records: list[SampleRecord] = []
+        for task, item in chunk:
+            mine = [g for g in gens if g.prompt_id == item.id]
+            graded = grade_records(task, item, mine, config.grader_timeout)
+            ok = [r for r in graded if r.generation.error is None]
+            canon = canonical_answers(item.grader, [r.generation.answer for r in ok], [r.extracted for r in ok],
+                                      item.metadata, config.grader_timeout, known[task, item.id])
+            scored = {v.name: v.score([Candidate(item.question, r.generation.thinking, r.generation.answer,
+                                                 config.step_separator) for r in ok])
+                      for v in verifiers}
+            facts = {id(r): {"canonical": canon[j], "scores": {name: list(s[j].scores) for name, s in scored.items()},
+                             "score_errors": {name: s[j].error for name, s in scored.items() if s[j].error}}
+                     for j, r in enumerate(ok)}
+            records += [replace(r, generation=replace(r.generation, meta={"method": "sample", **facts.get(id(r), {})}))
+                        for r in graded]
+        work.emit(records)

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from s1.formats import PRESETS
+from s1.forcing.formats import PRESETS
 from s1.synthetic.generation import generate
 from s1.synthetic.item import SyntheticItem
 from s1.synthetic.words import WORDS

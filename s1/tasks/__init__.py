@@ -17,9 +17,10 @@ from s1.tasks.prompts import (
     format_choices,
     mathvista_query,
 )
-from s1.tasks.registry import TASKS, get_task, load_task, task_names
+from s1.tasks.registry import TASKS, check_scope, get_task, load_task, task_names
 
 __all__ = [
+    "check_scope",
     "CLASS_CONDITIONAL",
     "CONTROL_KINDS",
     "GRADERS",

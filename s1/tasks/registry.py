@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from s1.tasks.base import Task, TaskItem
@@ -61,3 +62,13 @@ def load_task(name: str, data_dir: str | Path | None = None, limit: int | None =
               seed: int = 0) -> list[TaskItem]:
     """`get_task(name).load(data_dir, limit, seed)`."""
     return get_task(name).load(data_dir, limit=limit, seed=seed)
+
+
+def check_scope(tasks: Sequence[str], limit: int | None) -> None:
+    """Known task names (the error lists them) and a positive item limit."""
+    if not tasks:
+        raise ValueError("tasks: give at least one task")
+    for name in tasks:
+        get_task(name)  # unknown names fail here, listing the known ones
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be an integer >= 1, got {limit!r}")

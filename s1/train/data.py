@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from s1.formats import ReasoningFormat
+from s1.forcing.formats import ReasoningFormat
 from s1.train.control_data import ControlSpec, apply_control
 from s1.train.sft import curated_record, load_records, to_prompt_completion
 

@@ -103,7 +103,7 @@ def run_text(job: TrainJob, log: Any = print) -> dict[str, Any]:
 def training_format(name: str, tokenizer: Any, log: Any = print) -> Any:
     """The format to write traces in. `auto` reads the tokenizer; a plain instruct model (no reasoning
     markers yet, e.g. Qwen2.5-32B-Instruct before it becomes s1-32B) gets `s1`, the format s1 trains."""
-    from s1.formats import PRESETS, get_format
+    from s1.forcing.formats import PRESETS, get_format
 
     if name != "auto":
         return get_format(name)
@@ -141,7 +141,7 @@ def run_vision(job: TrainJob, log: Any = print) -> dict[str, Any]:
     """Fine-tune a Qwen2-VL-family model on image records (`s1.train.vlm`)."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from s1.formats import PRESETS, get_format
+    from s1.forcing.formats import PRESETS, get_format
     from s1.train.lora import vlm_peft_config
     from s1.train.padding import ensure_pad_token
     from s1.train.vlm import count_over_block, load_vlm_records, train_vlm, vlm_example, vlm_training_args

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from s1.formats import ReasoningFormat
+from s1.forcing.formats import ReasoningFormat
 from s1.train.presets import SFTPreset
 
 

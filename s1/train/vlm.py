@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from s1.formats import ReasoningFormat
+from s1.forcing.formats import ReasoningFormat
 from s1.train.presets import SFTPreset
 
 FREEZE_MODES = ("none", "tower", "all")  # train the vision side fully / freeze all but the merger / freeze it all

@@ -1,0 +1,3 @@
+from s1.cli import app
+
+app()

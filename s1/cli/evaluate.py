@@ -1,0 +1,81 @@
+"""`s1 eval`: a model on benchmarks over a budget sweep, stored sample by sample, reported as a curve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from s1 import defaults
+from s1.cli.common import configured_run, console, err, open_store, report_run
+from s1.cli.options import EngineOptions, engine_options
+
+
+@engine_options(batch_size=32)
+def eval_(
+    tasks: Annotated[str, typer.Option(help="Comma-separated tasks (see `s1 tasks`).")] = "synthetic",
+    data_dir: Annotated[str | None, typer.Option(help="Local file or directory with the task data.")] = None,
+    limit: Annotated[int | None, typer.Option(help="First N items of each task.")] = None,
+    budgets: Annotated[str | None, typer.Option(
+        help="Thinking caps to sweep, e.g. 512,1024,auto (default: powers of two from the model's context / 128 "
+             "to context / 4, then auto).")] = None,
+    num_ignore: Annotated[str, typer.Option(help="num_ignore values to sweep, e.g. 0,1,2.")] = ",".join(
+        str(k) for k in defaults.DEFAULT_NUM_IGNORE),
+    ignore_str: Annotated[list[str] | None, typer.Option(help="Ignore string (repeatable: cycles).")] = None,
+    min_thinking_tokens: Annotated[int, typer.Option(help="Minimum thinking tokens.")] = 0,
+    max_answer_tokens: Annotated[int | None, typer.Option(
+        help="Answer cap in tokens (default: the model's context / 32, at most 1024).")] = None,
+    samples: Annotated[int, typer.Option(help="Samples per item (needs --temperature > 0).")] = 1,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 0.0,
+    top_p: Annotated[float, typer.Option(help="Top-p.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed for sampling and GPQA choice order.")] = 0,
+    control: Annotated[str | None, typer.Option(
+        help="Conditional-control prompt: tokens=N, steps=N, class=long or class=short.")] = None,
+    system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
+    output: Annotated[Path | None, typer.Option(help="Run directory (default: runs/<model>-<tasks>).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --output.")] = False,
+    plot: Annotated[bool, typer.Option(help="Write scaling.png into the run directory.")] = True,
+    *,
+    engine: EngineOptions,
+) -> None:
+    """Evaluate a model on benchmarks over a budget sweep (thinking once per sample), store every sample,
+    and print accuracy vs thinking tokens with the s1 paper's Control / Scaling / Performance."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from s1.backends.loading import quiet_hf_logging
+    from s1.eval.run import EvalConfig, evaluate, manifest_for, parse_budgets, parse_ints, run_dir_default
+
+    quiet_hf_logging()
+
+    def configure(context: int | None) -> EvalConfig:
+        return EvalConfig(
+            model=engine.model, backend=engine.backend, tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
+            data_dir=data_dir, limit=limit,
+            budgets=parse_budgets(budgets) if budgets else defaults.sweep_budgets(context),
+            num_ignore=parse_ints(num_ignore, "num_ignore"),
+            ignore_strings=tuple(ignore_str) if ignore_str else None, min_thinking_tokens=min_thinking_tokens,
+            max_answer_tokens=max_answer_tokens or defaults.answer_tokens(context), samples=samples,
+            temperature=temperature, top_p=top_p, seed=seed, control=control, format=engine.format, system=system,
+        )
+
+    config, items, backend = configured_run(engine, configure, seed)
+    run_dir = output or run_dir_default(config)
+    store = open_store(run_dir, resume, manifest_for(config, backend, items))
+    n_items = sum(len(v) for v in items.values())
+    console.print(f"{engine.model_label} on {', '.join(config.tasks)}: {n_items} items x {config.samples} "
+                  f"sample(s) x {len(config.settings())} settings -> {run_dir}", highlight=False)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    try:
+        with Progress(*columns, console=err, transient=True) as bar:
+            task_id = bar.add_task("samples", total=None)
+            progress = evaluate(config, backend, store, items, chunk_items=max(1, engine.batch_size // config.samples),
+                                on_chunk=lambda n: bar.advance(task_id, n),
+                                on_start=lambda p: bar.update(task_id, total=p.total, completed=p.done_before))
+        store.finish()
+    finally:
+        store.close()
+    console.print(f"generated {progress.generated} samples ({progress.done_before} already done), "
+                  f"{progress.errors} failed; thinking {progress.think_seconds:.0f}s + branched answers "
+                  f"{progress.branch_seconds:.0f}s", highlight=False)
+    report_run(run_dir, run_dir / "scaling.png" if plot else None)
