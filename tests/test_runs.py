@@ -71,6 +71,25 @@ def test_sample_record_round_trip_and_generation_from_line():
     assert rec.key == RecordKey("t", "p1", 2, "b64")
 
 
+def test_a_record_written_before_the_setting_fields_gets_them_from_its_label(tmp_path):
+    """Run files from before records carried the setting's fields still load, and a report groups them
+    by the fields parsed from the label (the minimum thinking part included)."""
+    from s1.eval.report import summarize
+
+    old = json.loads(record("p1", setting="think<=64,min20:wait,ignore1").to_json())
+    for name in ("max_thinking_tokens", "num_ignore", "min_thinking_tokens", "min_thinking_mode"):
+        del old[name]
+    auto = {**old, "prompt_id": "p2", "setting": "think<=auto"}
+    store = RunStore.create(tmp_path / "run", MANIFEST)
+    with open(store.samples_path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(old) + "\n" + json.dumps(auto) + "\n")
+    store.close()
+    records = list(RunStore.open(tmp_path / "run", read_only=True).records())
+    fields = [r.generation.setting_fields for r in records]
+    assert fields[0] == (64, 1, 20, "wait") and fields[1] == ("auto", 0, 0, "suppress")
+    assert [(row.budget, row.num_ignore) for row in summarize(records)] == [(64, 1), (None, 0)]
+
+
 # -- manifest -------------------------------------------------------------------------------------------
 
 
