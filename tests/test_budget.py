@@ -179,3 +179,53 @@ def test_a_single_ignore_string_is_a_tuple_and_answer_sampling_defaults_to_think
     p = BudgetPolicy(ignore_strings="Hmm", thinking=SamplingSettings(temperature=0.7, seed=1))
     assert p.ignore_strings == ("Hmm",)
     assert p.answer_sampling == p.thinking
+
+
+def test_snapshot_and_restore_take_back_a_step_and_peek_changes_nothing():
+    m = machine(max_thinking_tokens=2, num_ignore=1, max_answer_tokens=2)
+    m.feed(WORD)
+    state = m.snapshot()
+    assert m.feed(EOS) == 130 and m.ignores_applied == 1  # a natural end replaced by the ignore string
+    m.restore(state)
+    assert m.ignores_applied == 0 and m.kinds == [Kind.THINK] and m.peek() is None
+    m.feed(WORD)
+    assert m.peek() == NL and not m.cap_hit  # the cap is due, but only forced() commits it
+    assert m.forced() == NL and m.cap_hit
+
+
+def test_min_tokens_after_an_ignore_masks_the_ends_of_thinking_for_that_many_tokens():
+    m = machine(max_thinking_tokens=40, num_ignore=2, min_tokens_after_ignore=2)
+    assert not m.banned()
+    m.feed(WORD)
+    m.feed(EOS)  # -> the ignore string
+    assert m.banned() == TOKENS.end_triggers and m.ban_left() == 2
+    m.feed(WORD)
+    assert m.ban_left() == 1
+    m.feed(WORD)
+    assert not m.banned() and m.ban_left() == 0
+
+
+def test_rebuild_from_ids_and_replaced_positions_equals_the_engines_machine():
+    """What a client does with a server's output: a fresh machine fed the ids, told where a natural end
+    was replaced, accounts for them exactly as the machine that made them."""
+    from s1.forcing.request import Request
+    from s1.forcing.sequence import rebuild
+
+    policy = BudgetPolicy(max_thinking_tokens=6, num_ignore=2, max_answer_tokens=3)
+    made = ForcingMachine.for_policy(policy, TOKENS, 6)
+    script = iter([WORD, EOS, WORD, WORD, STOP, WORD, WORD, WORD, WORD, WORD, EOS])
+    ids, replaced = [], set()
+    while not made.done:
+        token = made.forced()
+        proposal = next(script) if token is None else token
+        got = made.feed(proposal)
+        if got != proposal:
+            replaced.add(len(ids))
+        ids.append(got)
+    seq = rebuild(Request("q", prompt="x"), policy, TOKENS, 6, "x", [1], ids, replaced)
+    m = seq.machine
+    assert seq.emitted == ids and m.kinds == made.kinds
+    assert (m.thinking_tokens, m.thinking_forced, m.answer_tokens, m.ignores_applied, m.cap_hit) == (
+        made.thinking_tokens, made.thinking_forced, made.answer_tokens, made.ignores_applied, made.cap_hit)
+    with pytest.raises(RuntimeError, match="disagree"):  # marks that cannot be right are an error, never a guess
+        rebuild(Request("q", prompt="x"), policy, TOKENS, 6, "x", [1], ids, set())

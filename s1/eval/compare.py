@@ -37,7 +37,7 @@ __all__ = ["KIND", "CompareConfig", "CompareProgress", "manifest_for", "run_comp
 KIND = "compare"  # the manifest's `kind`: reports recognise a comparison run by it
 
 
-def manifest_for(config: CompareConfig, backend: Any, items: dict[str, list[TaskItem]]) -> dict[str, Any]:
+def manifest_for(config: CompareConfig, backend: Backend, items: dict[str, list[TaskItem]]) -> dict[str, Any]:
     return {"kind": KIND, **scope_manifest(config, backend, items),
             "settings": {m: [label for label, _ in labels] for m, labels in config.labels().items()}}
 

@@ -159,3 +159,17 @@ def replay(machine: ForcingMachine, ids: list[int], replaced: Collection[int] = 
                                f"machine emits {got}; engine and frontend disagree")
         out.append(got)
     return out
+
+
+def rebuild(request: Request, policy: BudgetPolicy, tokens: ForcingTokens, budget: int, prompt: str,
+            prompt_ids: list[int], ids: list[int], replaced: Collection[int] = ()) -> Sequence:
+    """A finished sequence rebuilt from the tokens an engine produced elsewhere (a server that cannot
+    report its machine's state) and the positions where a natural end was replaced; `record` then
+    builds its `Generation`. Raises when the ids cannot be what `policy` makes (never a guess)."""
+    machine = ForcingMachine.for_policy(policy, tokens, budget)
+    seq = Sequence(request=request, policy=policy, prompt=prompt, prompt_ids=prompt_ids, prompt_tokens=len(prompt_ids),
+                   machine=machine, budget=budget, limit=engine_limit(policy, tokens, budget))
+    seq.emitted = replay(machine, ids, replaced)
+    if not machine.done:
+        machine.finish(FinishReason.LENGTH)
+    return seq

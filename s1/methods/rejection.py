@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from s1.forcing.policy import BudgetPolicy
 from s1.forcing.request import Request
@@ -44,7 +44,7 @@ def accepted(gen: Generation, budget: int) -> bool:
     return gen.ok and gen.thinking_closed and not gen.cap_hit and gen.thinking_tokens <= budget
 
 
-def rejection_sample(backend: Any, requests: Sequence[Request], budget: int, max_attempts: int,
+def rejection_sample(backend: Backend, requests: Sequence[Request], budget: int, max_attempts: int,
                      policy: BudgetPolicy) -> list[RejectionResult]:
     """One result per request. Attempts run in rounds over the questions still rejected; attempt a of
     a request samples from stream `sample_index * max_attempts + a`, so results are reproducible with

@@ -16,9 +16,12 @@ Kinds (`load_verifier` specs):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from s1.methods.verifiers.base import AGGREGATIONS, VERIFIER_KINDS, Candidate, Scored, Verifier, aggregate
+
+if TYPE_CHECKING:
+    from s1.backends.base import Backend
 
 __all__ = ["AGGREGATIONS", "VERIFIER_KINDS", "Candidate", "Scored", "Verifier", "aggregate", "load_verifier",
            "parse_verifier_spec"]
@@ -39,7 +42,7 @@ def parse_verifier_spec(spec: str) -> tuple[str, str | None]:
     return kind, arg.strip()
 
 
-def load_verifier(spec: str, backend: Any = None, *, step_tag: str = " ки", device: str = "auto",
+def load_verifier(spec: str, backend: Backend | None = None, *, step_tag: str = " ки", device: str = "auto",
                   judge_model: str = "gpt-4o-mini", separator: str = "\n") -> Verifier:
     """Build a verifier from a spec (see the module doc). `backend` is the policy backend, which the
     `confidence` verifier reads its model from."""
