@@ -6,6 +6,8 @@ which answers are equivalent) and pass booleans, canonical answer keys and token
 - `accuracy`, `accuracy_ci`: mean correctness and a percentile-bootstrap confidence interval.
 - `pass_at_k`, `mean_pass_at_k`: the unbiased pass@k estimator of Chen et al. (2021).
 - `majority_vote`, `maj_at_k`, `cov_at_k`: majority voting and coverage over the first k samples.
+- `thinking_tokens`, `forced_thinking_tokens`, `total_thinking_tokens`, `generated_tokens`, `cap_hit`,
+  `unclosed`, `no_answer`: the per-record figures, one definition each, that every report uses.
 - `thinking_stats`: the per-run token statistics that s1's `eval/compute_sample_stats.py` prints.
 - `SweepPoint`, `control`, `scaling`, `performance`, `sweep_metrics`: the paper's §3.2 metrics
   (Eq. 1-3) over a sweep of test-time compute settings.
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from s1.records import Generation
+    from s1.records import Generation, SampleRecord
 
 __all__ = [
     "SweepMetrics",
@@ -29,18 +31,23 @@ __all__ = [
     "ThinkingStats",
     "accuracy",
     "accuracy_ci",
+    "cap_hit",
     "control",
     "cov_at_k",
+    "forced_thinking_tokens",
     "generated_tokens",
     "maj_at_k",
     "majority_vote",
     "mean_pass_at_k",
+    "no_answer",
     "pass_at_k",
     "performance",
     "scaling",
     "sweep_metrics",
     "thinking_stats",
+    "thinking_tokens",
     "total_thinking_tokens",
+    "unclosed",
 ]
 
 
@@ -184,10 +191,21 @@ def cov_at_k(correct: Sequence[bool], k: int) -> bool:
     return any(bool(c) for c in correct[:k])
 
 
-# -- thinking-token statistics -------------------------------------------------------------------------
+# -- per-record figures: one definition each, used by report, stats, plot and compare ----------------------
+def thinking_tokens(gen: Generation) -> int:
+    """Sampled thinking tokens: what the thinking budget counts, so the x-axis of a scaling curve and what
+    Control checks against the budget (budget forcing's Control is 100% by construction)."""
+    return gen.thinking_tokens
+
+
+def forced_thinking_tokens(gen: Generation) -> int:
+    """Ignore strings forced into the thinking ("Wait"), reported in their own column."""
+    return gen.thinking_forced_tokens
+
+
 def total_thinking_tokens(gen: Generation) -> int:
-    """Tokens in the thinking phase: sampled plus forced ignore strings ("Wait"). s1's script tokenizes
-    the whole thinking text, ignore strings included, so this is the count that matches it."""
+    """Every token of the thinking phase, sampled and forced ignore strings: the count s1's script gets by
+    tokenizing the thinking text ("avg total thinking tokens"), an extra column beside `thinking_tokens`."""
     return gen.thinking_tokens + gen.thinking_forced_tokens
 
 
@@ -197,14 +215,25 @@ def generated_tokens(gen: Generation) -> int:
     return total_thinking_tokens(gen) + gen.answer_tokens + gen.answer_forced_tokens
 
 
+def cap_hit(gen: Generation) -> bool:
+    """The budget ended the thinking (the cap string was forced)."""
+    return gen.cap_hit
+
+
+def unclosed(gen: Generation) -> bool:
+    """The thinking never ended: neither the closer nor the cap appears (e.g. the engine's limit)."""
+    return not gen.thinking_closed
+
+
+def no_answer(record: SampleRecord) -> bool:
+    """The grader found no answer in a successful sample (a failed sample is an error, not this)."""
+    return record.generation.error is None and record.extracted is None
+
+
 def _steps(thinking: str) -> int:
     """Reasoning steps approximated by newline-separated lines, as s1's script does."""
     text = thinking.strip("\n")
     return len(text.split("\n")) if text.strip() else 0
-
-
-def _no_answer(gen: Generation) -> bool:
-    return not gen.thinking_closed or not gen.answer.strip() or gen.answer_tokens == 0
 
 
 @dataclass(frozen=True)
@@ -212,29 +241,30 @@ class ThinkingStats:
     """What s1's `eval/compute_sample_stats.py` prints, computed from `Generation` records.
 
     Token statistics cover the successful samples only (`samples - errors`); `errors` are counted apart.
-    Thinking tokens are `total_thinking_tokens` (sampled + forced ignore strings); the `*_sampled`
-    fields count the sampled ones alone (what the budget caps). Averages are None when no sample
-    succeeded.
+    Every figure a report also shows uses the same definition (`thinking_tokens`, `cap_hit`, `unclosed`,
+    `no_answer`); the `total` figures are s1's own count (sampled + forced ignore strings), as its script
+    prints them. Averages are None when no sample succeeded.
     """
 
     samples: int  # every record, errors included ("# samples")
     errors: int  # records with `error` set; left out of everything below
     avg_steps: float | None  # "avg steps": newline-separated lines of thinking
-    avg_thinking_tokens: float | None  # "avg total thinking tokens"
-    min_thinking_tokens: int | None  # "min total thinking tokens"
-    max_thinking_tokens: int | None  # "max total thinking tokens"
-    avg_thinking_tokens_sampled: float | None
-    max_thinking_tokens_sampled: int | None
+    avg_thinking_tokens: float | None  # sampled thinking tokens (what the budget counts)
+    max_thinking_tokens: int | None
+    avg_forced_thinking_tokens: float | None  # forced ignore strings
+    avg_total_thinking_tokens: float | None  # "avg total thinking tokens" (s1's count: sampled + forced)
+    min_total_thinking_tokens: int | None  # "min total thinking tokens"
+    max_total_thinking_tokens: int | None  # "max total thinking tokens"
     avg_answer_tokens: float | None  # "avg total answer tokens" (sampled answer tokens)
     avg_total_tokens: float | None  # "avg total tokens": thinking + answer, forced tokens included
-    too_many_thinking_tokens: int | None  # "samples w/ too many thinking tokens" (needs a budget)
-    cap_hit: int  # samples whose thinking was cut by the budget (the cap string was forced)
+    too_many_thinking_tokens: int | None  # "samples w/ too many thinking tokens": sampled > budget
+    cap_hit: int  # samples whose thinking was cut by the budget (`cap_hit`)
     truncated: int  # "samples w/ too many tokens": finish_reason == "length" (answer or context cut)
-    without_answer: int  # "samples w/o answer": thinking never closed, or no answer tokens / text
-    without_thinking: int  # "samples w/o thinking": zero thinking tokens
-    thinking_unclosed: int  # thinking never ended (neither the closer nor the cap appears)
+    without_answer: int | None  # "samples w/o answer" (`no_answer`; needs the grades)
+    without_thinking: int  # "samples w/o thinking": zero sampled thinking tokens
+    thinking_unclosed: int  # `unclosed`
     ignores_applied: int  # total ignore strings forced across samples
-    sorted_thinking_tokens: tuple[int, ...]  # "sorted total thinking tokens"
+    sorted_thinking_tokens: tuple[int, ...]  # "sorted total thinking tokens" (s1's count)
     sorted_correct: tuple[bool, ...] | None  # "sorted correct": grades in that order, when given
 
     def to_dict(self) -> dict[str, Any]:
@@ -250,10 +280,11 @@ class ThinkingStats:
             f"# samples: {self.samples}",
             f"errors: {self.errors}",
             f"avg steps: {fmt(self.avg_steps)}",
-            f"min total thinking tokens: {fmt(self.min_thinking_tokens)}",
-            f"max total thinking tokens: {fmt(self.max_thinking_tokens)}",
-            f"avg total thinking tokens: {fmt(self.avg_thinking_tokens)}",
-            f"avg sampled thinking tokens: {fmt(self.avg_thinking_tokens_sampled)}",
+            f"avg thinking tokens (sampled, what the budget counts): {fmt(self.avg_thinking_tokens)}",
+            f"avg forced thinking tokens (ignore strings): {fmt(self.avg_forced_thinking_tokens)}",
+            f"min total thinking tokens: {fmt(self.min_total_thinking_tokens)}",
+            f"max total thinking tokens: {fmt(self.max_total_thinking_tokens)}",
+            f"avg total thinking tokens: {fmt(self.avg_total_thinking_tokens)}",
             f"avg total answer tokens: {fmt(self.avg_answer_tokens)}",
             f"avg total tokens: {fmt(self.avg_total_tokens)}",
         ]
@@ -261,8 +292,9 @@ class ThinkingStats:
             out.append(f"samples w/ too many thinking tokens: {self.too_many_thinking_tokens}")
         out += [
             f"samples w/ cap hit: {self.cap_hit}",
+            f"samples w/ unclosed thinking: {self.thinking_unclosed}",
             f"samples w/ too many tokens: {self.truncated}",
-            f"samples w/o answer: {self.without_answer}",
+            f"samples w/o answer: {fmt(self.without_answer)}",
             f"samples w/o thinking: {self.without_thinking}",
         ]
         return out
@@ -272,47 +304,48 @@ def thinking_stats(
     generations: Sequence[Generation],
     budget: int | None = None,
     correct: Sequence[bool] | None = None,
+    answerless: Sequence[bool] | None = None,
 ) -> ThinkingStats:
-    """Token statistics over one run's records, mirroring s1's `eval/compute_sample_stats.py`.
+    """Token statistics over one setting's records, mirroring s1's `eval/compute_sample_stats.py`.
 
-    `budget` (s1's `allowed_tokens`) enables `too_many_thinking_tokens`: samples whose total thinking
-    tokens exceed it. `correct` (one grade per record) enables `sorted_correct`. Errors are counted in
-    `errors` and left out of every other figure.
+    `budget` enables `too_many_thinking_tokens` (samples whose sampled thinking exceeds it). `correct`
+    (one grade per record) enables `sorted_correct`; `answerless` (one `no_answer` per record) enables
+    `without_answer`. Errors are counted in `errors` and left out of every other figure.
     """
-    if correct is not None and len(correct) != len(generations):
-        raise ValueError(f"correct ({len(correct)}) must have one grade per generation ({len(generations)})")
+    for name, flags in (("correct", correct), ("answerless", answerless)):
+        if flags is not None and len(flags) != len(generations):
+            raise ValueError(f"{name} ({len(flags)}) must have one entry per generation ({len(generations)})")
     if budget is not None:
         _check_count("budget", budget, 0)
     ok = [i for i, g in enumerate(generations) if g.error is None]
     gens = [generations[i] for i in ok]
-    think = [total_thinking_tokens(g) for g in gens]
-    sampled = [g.thinking_tokens for g in gens]
-    answer = [g.answer_tokens for g in gens]
-    total = [t + g.answer_tokens + g.answer_forced_tokens for t, g in zip(think, gens, strict=True)]
+    sampled = [thinking_tokens(g) for g in gens]
+    total = [total_thinking_tokens(g) for g in gens]
 
     def mean(xs: Sequence[int]) -> float | None:
         return float(np.mean(xs)) if xs else None
 
-    order = sorted(range(len(gens)), key=lambda j: think[j])  # stable: ties keep record order
+    order = sorted(range(len(gens)), key=lambda j: total[j])  # stable: ties keep record order
     return ThinkingStats(
         samples=len(generations),
         errors=len(generations) - len(gens),
         avg_steps=mean([_steps(g.thinking) for g in gens]),
-        avg_thinking_tokens=mean(think),
-        min_thinking_tokens=min(think) if think else None,
-        max_thinking_tokens=max(think) if think else None,
-        avg_thinking_tokens_sampled=mean(sampled),
-        max_thinking_tokens_sampled=max(sampled) if sampled else None,
-        avg_answer_tokens=mean(answer),
-        avg_total_tokens=mean(total),
-        too_many_thinking_tokens=None if budget is None else sum(t > budget for t in think),
-        cap_hit=sum(g.cap_hit for g in gens),
+        avg_thinking_tokens=mean(sampled),
+        max_thinking_tokens=max(sampled) if sampled else None,
+        avg_forced_thinking_tokens=mean([forced_thinking_tokens(g) for g in gens]),
+        avg_total_thinking_tokens=mean(total),
+        min_total_thinking_tokens=min(total) if total else None,
+        max_total_thinking_tokens=max(total) if total else None,
+        avg_answer_tokens=mean([g.answer_tokens for g in gens]),
+        avg_total_tokens=mean([generated_tokens(g) for g in gens]),
+        too_many_thinking_tokens=None if budget is None else sum(t > budget for t in sampled),
+        cap_hit=sum(cap_hit(g) for g in gens),
         truncated=sum(g.finish_reason == "length" for g in gens),
-        without_answer=sum(_no_answer(g) for g in gens),
-        without_thinking=sum(t == 0 for t in think),
-        thinking_unclosed=sum(not g.thinking_closed for g in gens),
+        without_answer=None if answerless is None else sum(bool(answerless[i]) for i in ok),
+        without_thinking=sum(t == 0 for t in sampled),
+        thinking_unclosed=sum(unclosed(g) for g in gens),
         ignores_applied=sum(g.ignores_applied for g in gens),
-        sorted_thinking_tokens=tuple(think[j] for j in order),
+        sorted_thinking_tokens=tuple(total[j] for j in order),
         sorted_correct=None if correct is None else tuple(bool(correct[ok[j]]) for j in order),
     )
 
@@ -354,7 +387,7 @@ class SweepPoint:
         min_budget: float | None = None,
         label: str = "",
     ) -> SweepPoint:
-        """A point from one setting's records: mean `total_thinking_tokens` of the successful samples
+        """A point from one setting's records: mean `thinking_tokens` of the successful samples
         and accuracy over ALL samples (a failed sample counts as wrong; `correct` has one grade per
         record)."""
         if len(correct) != len(generations) or not generations:
@@ -362,7 +395,7 @@ class SweepPoint:
                 f"need a non-empty list of generations with one grade each, got {len(generations)} "
                 f"generations and {len(correct)} grades"
             )
-        ok = [total_thinking_tokens(g) for g in generations if g.error is None]
+        ok = [thinking_tokens(g) for g in generations if g.error is None]
         acc = float(np.mean([bool(c) and g.error is None for c, g in zip(correct, generations, strict=True)]))
         return cls(float(np.mean(ok)) if ok else 0.0, acc, budget, min_budget, label)
 

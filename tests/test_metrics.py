@@ -15,6 +15,7 @@ from s1.metrics import (
     maj_at_k,
     majority_vote,
     mean_pass_at_k,
+    no_answer,
     pass_at_k,
     performance,
     scaling,
@@ -189,17 +190,19 @@ def _gens() -> list[Generation]:
 
 
 def test_thinking_stats_by_hand():
-    s = thinking_stats(_gens(), budget=150, correct=[True, False, False, True])
+    s = thinking_stats(_gens(), budget=150, correct=[True, False, False, True],
+                       answerless=[False, False, True, False])
     assert s.samples == 4 and s.errors == 1
     assert s.avg_steps == pytest.approx((3 + 2 + 1) / 3)
-    # total thinking = sampled + forced ignore tokens: 100, 202, 50
-    assert s.avg_thinking_tokens == pytest.approx(352 / 3)
-    assert (s.min_thinking_tokens, s.max_thinking_tokens) == (50, 202)
-    assert s.avg_thinking_tokens_sampled == pytest.approx(350 / 3)
-    assert s.max_thinking_tokens_sampled == 200
+    # s1's total thinking = sampled + forced ignore tokens: 100, 202, 50
+    assert s.avg_total_thinking_tokens == pytest.approx(352 / 3)
+    assert (s.min_total_thinking_tokens, s.max_total_thinking_tokens) == (50, 202)
+    assert s.avg_thinking_tokens == pytest.approx(350 / 3)  # sampled: what the budget counts
+    assert s.max_thinking_tokens == 200
+    assert s.avg_forced_thinking_tokens == pytest.approx(2 / 3)
     assert s.avg_answer_tokens == pytest.approx(5.0)
     assert s.avg_total_tokens == pytest.approx((113 + 211 + 50) / 3)
-    assert s.too_many_thinking_tokens == 1  # 202 > 150
+    assert s.too_many_thinking_tokens == 1  # 200 sampled > 150
     assert s.cap_hit == 1 and s.truncated == 1
     assert s.without_answer == 1 and s.thinking_unclosed == 1 and s.without_thinking == 0
     assert s.ignores_applied == 1
@@ -216,15 +219,34 @@ def test_thinking_stats_without_budget_or_grades_and_all_failed():
     none = thinking_stats([Generation.failed("q", "x")])
     assert none.errors == 1 and none.avg_thinking_tokens is None and none.sorted_thinking_tokens == ()
     assert "avg total thinking tokens: n/a" in none.lines()
-    with pytest.raises(ValueError, match="one grade per generation"):
+    assert none.without_answer is None and "samples w/o answer: n/a" in none.lines()  # needs the grades
+    with pytest.raises(ValueError, match="one entry per generation"):
         thinking_stats(_gens(), correct=[True])
 
 
-def test_no_sampled_answer_counts_as_no_answer():
-    capped = Generation("q", thinking="t", answer="Final Answer:", thinking_tokens=8, cap_hit=True,
-                        thinking_closed=True, answer_tokens=0, answer_forced_tokens=5)
-    assert thinking_stats([capped]).without_answer == 1
-    assert total_thinking_tokens(capped) == 8
+def test_the_forced_final_answer_alone_is_no_answer_in_every_report():
+    """A capped sample whose model said nothing after the forced `Final Answer:`: the grader extracts
+    nothing (not the delimiter), and report and stats count it once, as no answer."""
+    from s1.eval.report import summarize
+    from s1.grading import grade
+    from s1.records import SampleRecord
+
+    capped = Generation("q", setting="think<=8", max_thinking_tokens=8, thinking="t", answer="Final Answer:",
+                        thinking_tokens=8, cap_hit=True, thinking_closed=True, answer_tokens=0,
+                        answer_forced_tokens=5)
+    answered = Generation("r", setting="think<=8", max_thinking_tokens=8, thinking="t", answer="Final Answer: 143",
+                          thinking_tokens=8, cap_hit=True, thinking_closed=True, answer_tokens=3)
+    records = []
+    for g in (capped, answered):
+        v = grade("synthetic", g.answer, "143", {"family": "addition"})
+        records.append(SampleRecord("t", g, v.correct, v.extracted, v.reason, "143"))
+    assert records[0].extracted is None and records[1].extracted == "143"
+    flags = [no_answer(r) for r in records]
+    assert flags == [True, False]
+    (row,) = summarize(records)
+    stats = thinking_stats([r.generation for r in records], answerless=flags)
+    assert row.no_answer == stats.without_answer / 2 == 0.5
+    assert row.thinking_tokens == stats.avg_thinking_tokens == 8 and total_thinking_tokens(capped) == 8
 
 
 # -- Control / Scaling / Performance (s1 paper, Eq. 1-3) ------------------------------------------------
@@ -285,7 +307,7 @@ def test_performance_and_sweep_metrics():
 def test_sweep_point_from_generations():
     gens = _gens()
     p = SweepPoint.from_generations([gens[0], gens[1], gens[3]], [True, True, True], budget=256, label="x")
-    assert p.thinking_tokens == pytest.approx((100 + 202) / 2)  # the failed sample has no tokens
+    assert p.thinking_tokens == pytest.approx((100 + 200) / 2)  # sampled (what the budget counts); no failed sample
     assert p.accuracy == pytest.approx(2 / 3)  # ...but counts as wrong
     assert (p.budget, p.label) == (256, "x")
     with pytest.raises(ValueError):

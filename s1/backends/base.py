@@ -58,6 +58,11 @@ class Backend(ABC):
         """`policy`'s thinking budget for a prompt of `prompt_tokens` tokens ("auto" resolved)."""
         return thinking_budget(policy, self.forcing_tokens(policy), self.context_length, prompt_tokens)
 
+    @abstractmethod
+    def prompt_tokens(self, requests: list[Request]) -> list[int | None]:
+        """Each request's prompt length in tokens as this backend renders it (None where it cannot tell
+        without running it, e.g. an image prompt), for checking settings before generating."""
+
     @contextmanager
     def retain_prefixes(self) -> Iterator[None]:
         """Within the block, `continue_answers` may reuse what `generate` computed (a KV cache); a backend
@@ -140,6 +145,9 @@ class EngineBackend(Backend):
             return
         for i, s in batch:
             results[i] = self.record(s)
+
+    def prompt_tokens(self, requests: list[Request]) -> list[int | None]:
+        return [None if r.image_sources() else len(self.render(r).ids) for r in requests]
 
     def render(self, req: Request) -> Rendered:
         """`req`'s prompt: text through the tokenizer's chat template, images through `_render_images`."""

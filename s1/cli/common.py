@@ -105,58 +105,79 @@ def open_store(run_dir: Path, resume: bool, manifest: dict | None = None):
         fail(str(exc))
 
 
-def report_run(run_dir: Path, plot: Path | None) -> None:
-    from s1.eval.report import category_summaries, render, render_categories, summarize, sweep_summaries
+def report_run(run_dir: Path, plot: Path | None) -> Any:
+    """Print a run's report (failures first, grouped, then the tables) and write its plot; returns the
+    run's `Failures` so a command can exit with the truth."""
+    from s1.eval.report import (
+        category_summaries,
+        failures,
+        render,
+        render_categories,
+        render_methods,
+        summarize,
+        sweep_summaries,
+    )
+    from s1.eval.summary import equal_compute, method_curves, method_points
 
-    store = open_store(run_dir, resume=False)
-    if store.manifest.get("kind") == "compare":
-        report_compare(store, run_dir, plot)
-        return
-    records = list(store.records())
-    rows = summarize(records)
-    store.close()
-    if not rows:
-        fail(f"{run_dir} holds no samples yet")
-    render(rows, sweep_summaries(rows), console)
-    categories = category_summaries(records)
-    if categories:
-        render_categories(categories, console)
+    records, manifest = read_run(run_dir)
+    failed = failures(records)
+    if failed.failed:
+        for line in failed.lines():
+            err.print(line, style="red", highlight=False)
+    if manifest.get("kind") == "compare":
+        curves = method_curves(method_points(records, manifest.get("parameters", {}).get("aggregate", "mean")))
+        render_methods(curves, equal_compute(curves), console)
+    else:
+        rows = summarize(records)
+        render(rows, sweep_summaries(rows), console)
+        categories = category_summaries(records)
+        if categories:
+            render_categories(categories, console)
     if plot is not None:
-        from s1.eval.plot import plot_scaling
+        console.print(f"plot: {plot_run(records, manifest, plot, run_dir.name)}")
+    return failed
 
-        console.print(f"plot: {plot_scaling(rows, plot, title=str(run_dir.name))}")
+
+def read_run(run_dir: Path) -> tuple[list[Any], dict[str, Any]]:
+    """A run's records (as the store reads them: a resumed key once) and its manifest."""
+    store = open_store(run_dir, resume=False)
+    try:
+        records, manifest = list(store.records()), dict(store.manifest)
+    finally:
+        store.close()
+    if not records:
+        fail(f"{run_dir} holds no samples yet")
+    return records, manifest
 
 
-def compare_curves(store, run_dir: Path) -> list:
-    """A comparison run's method curves (`s1.eval.summary`), read from its store (closed here)."""
+def plot_run(records: list[Any], manifest: dict[str, Any], output: Path, title: str) -> Path:
+    """A run's figure: accuracy vs thinking tokens, or accuracy vs compute per method for a comparison."""
+    from s1.eval.plot import plot_methods, plot_scaling
+    from s1.eval.report import summarize
     from s1.eval.summary import method_curves, method_points
 
-    how = store.manifest.get("parameters", {}).get("aggregate", "mean")
-    points = method_points(store.records(), how)
-    store.close()
-    if not points:
-        fail(f"{run_dir} holds no samples yet")
-    return method_curves(points)
+    if manifest.get("kind") == "compare":
+        how = manifest.get("parameters", {}).get("aggregate", "mean")
+        return plot_methods(method_curves(method_points(records, how)), output, title=title)
+    return plot_scaling(summarize(records), output, title=title)
 
 
-def report_compare(store, run_dir: Path, plot: Path | None) -> None:
-    from s1.eval.report import render_methods
-    from s1.eval.summary import equal_compute
-
-    curves = compare_curves(store, run_dir)
-    render_methods(curves, equal_compute(curves), console)
-    if plot is not None:
-        from s1.eval.plot import plot_methods
-
-        console.print(f"plot: {plot_methods(curves, plot, title=str(run_dir.name))}")
-
-
+def exit_for(failed: Any, allow_failures: bool, retry: str = "") -> None:
+    """Exit 1 when samples failed (the lines above said which and why), unless a partial result is accepted.
+    `retry` says how to run the failed ones again."""
+    if failed.failed and allow_failures:
+        err.print(f"accepted a partial result: {failed.failed} of {failed.total} samples failed (--allow-failures)",
+                  highlight=False)
+    elif failed.failed:
+        err.print(f"{failed.failed} of {failed.total} samples failed; {retry + ', or ' if retry else ''}pass "
+                  "--allow-failures to accept a partial result", style="red", highlight=False)
+        raise typer.Exit(1)
 
 
-def configured_run(engine: Any, configure: Callable[[int | None], Any], seed: int) -> tuple[Any, Any, Any]:
-    """(config, items, backend) of an `s1 eval` / `s1 compare` run: the config's defaults follow the model's
-    context length (read without loading when possible), its items load before the model does (a bad
-    task fails fast), and the model loads last."""
+def plan_run(engine: Any, configure: Callable[[int | None], Any]) -> tuple[Any, Any, int | None]:
+    """(config, items, probed context) of an `s1 eval` / `s1 compare` run, before any model loads: the
+    config's defaults follow the model's context length where it can be read without loading, and the
+    items load first, so a bad task or setting fails at once."""
     from s1.eval.run import load_items
     from s1.forcing.policy import PolicyError
     from s1.tasks import HubUnavailableError
@@ -168,11 +189,58 @@ def configured_run(engine: Any, configure: Callable[[int | None], Any], seed: in
         items = load_items(config)
     except (ValueError, PolicyError, FileNotFoundError, HubUnavailableError) as exc:
         fail(str(exc))
+    return config, items, probed
+
+
+def pick_run_dir(output: Path | None, resume: bool, manifest: dict[str, Any], default: Path,
+                 quiet: bool = False) -> tuple[Path, bool]:
+    """(run directory, whether it resumes a stored run). An explicit `--output` that holds a run needs
+    `--resume` and the same settings (refused here, before anything loads). The default directory resumes
+    the run it holds when that run has these settings, else the next numbered one starts fresh."""
+    from s1.eval.run import choose_run_dir
+    from s1.eval.store import RunStore, differing_keys, stored_manifest
+
+    if output is not None:
+        if not RunStore.exists(output):
+            return output, False
+        if not resume:
+            fail(f"run dir {output} exists; pass --resume or choose another --output")
+        stored = stored_manifest(output)
+        differing = differing_keys(stored, manifest) if stored is not None else ["manifest"]
+        if differing:
+            fail(f"cannot resume {output}: the stored run differs in {', '.join(differing)}; rerun with the same "
+                 "settings, or choose another --output")
+        return output, True
+    run_dir, resuming = choose_run_dir(default, manifest)
+    if not quiet:
+        if resuming:
+            err.print(f"resuming {run_dir}: it holds a run with these settings", highlight=False)
+        elif run_dir != default:
+            err.print(f"{default} holds a run with other settings; this run goes to {run_dir}", highlight=False)
+    return run_dir, resuming
+
+
+def load_engine(engine: Any, seed: int) -> Any:
+    """The backend, loaded, or a clear error."""
+    from s1.forcing.policy import PolicyError
+
     try:
         with err.status("loading model..."):
-            backend = engine.load(seed)
-        if backend.context_length != probed:  # the defaults follow what the loaded model says
-            config = configure(backend.context_length)
+            return engine.load(seed)
     except (ValueError, PolicyError, ImportError) as exc:
         fail(str(exc))
-    return config, items, backend
+
+
+def progress_bar() -> Any:
+    """The progress bar of a long step: counts, elapsed time and an ETA, on stderr."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("eta"), TimeRemainingColumn(), console=err, transient=True)

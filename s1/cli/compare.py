@@ -8,9 +8,22 @@ from typing import Annotated
 import typer
 
 from s1 import defaults
-from s1.cli.common import configured_run, console, err, fail, open_store, report_run
+from s1.cli.common import (
+    console,
+    err,
+    exit_for,
+    fail,
+    load_engine,
+    open_store,
+    pick_run_dir,
+    plan_run,
+    progress_bar,
+    report_run,
+)
 from s1.cli.options import EngineOptions, engine_options
 from s1.forcing.policy import PolicyError
+
+RETRY = "rerun the same command to retry them (with --output, add --resume)"
 
 
 @engine_options(batch_size=64)
@@ -50,8 +63,10 @@ def compare(
     max_answer_tokens: Annotated[int | None, typer.Option(help="Answer cap in tokens.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for sampling.")] = 0,
     system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
-    output: Annotated[Path | None, typer.Option(help="Run directory (default: runs/<model>-<tasks>-compare).")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --output.")] = False,
+    output: Annotated[Path | None, typer.Option(
+        help="Run directory (default: runs/<model>-<tasks>-compare, resumed when it holds this run).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in an existing --output.")] = False,
+    allow_failures: Annotated[bool, typer.Option(help="Exit 0 even when records failed (a partial run).")] = False,
     plot: Annotated[bool, typer.Option(help="Write compare.png into the run directory.")] = True,
     *,
     engine: EngineOptions,
@@ -59,8 +74,6 @@ def compare(
     """Compare test-time scaling methods at equal compute: budget forcing, conditional control, majority
     voting, best-of-N, REBASE and rejection sampling on the same questions, into one resumable run; prints
     accuracy vs tokens per method with Control / Scaling / Performance and writes the figure."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from s1.backends.loading import quiet_hf_logging
     from s1.eval.compare import CompareConfig, manifest_for, run_compare
     from s1.eval.run import parse_budgets, parse_ints, run_dir_default
@@ -91,7 +104,14 @@ def compare(
             max_answer_tokens=max_answer_tokens or d.max_answer_tokens, seed=seed, format=engine.format, system=system,
         )
 
-    config, items, backend = configured_run(engine, configure, seed)
+    config, items, probed = plan_run(engine, configure)
+    default_dir = run_dir_default(config).with_name(run_dir_default(config).name + "-compare")
+    run_dir, resuming = pick_run_dir(output, resume, manifest_for(config, items), default_dir)
+    backend = load_engine(engine, seed)
+    if backend.context_length != probed:  # the defaults follow what the loaded model says
+        config = configure(backend.context_length)
+        default_dir = run_dir_default(config).with_name(run_dir_default(config).name + "-compare")
+        run_dir, resuming = pick_run_dir(output, resume, manifest_for(config, items), default_dir)
     try:
         with err.status("loading verifiers..."):
             verifiers = [load_verifier(v, backend, step_tag=config.step_tag, device=engine.device,
@@ -99,14 +119,12 @@ def compare(
                          for v in config.verifiers] if {"voting", "rebase"} & set(config.methods) else []
     except (ValueError, PolicyError, ImportError) as exc:
         fail(str(exc))
-    run_dir = output or run_dir_default(config).with_name(run_dir_default(config).name + "-compare")
-    store = open_store(run_dir, resume, manifest_for(config, backend, items))
+    store = open_store(run_dir, resume or resuming, manifest_for(config, items, backend.format.name))
     n_items = sum(len(v) for v in items.values())
     console.print(f"{engine.model_label} on {', '.join(config.tasks)}: {n_items} items, methods "
                   f"{', '.join(config.methods)} -> {run_dir}", highlight=False)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
-        with Progress(*columns, console=err, transient=True) as bar:
+        with progress_bar() as bar:
             task_id = bar.add_task("records", total=None)
 
             def advance(method: str, n: int) -> None:
@@ -121,4 +139,4 @@ def compare(
     spent = ", ".join(f"{m} {s:.0f}s" for m, s in progress.seconds.items())
     console.print(f"generated {progress.generated} records ({progress.done_before} already done), "
                   f"{progress.errors} failed; {spent}", highlight=False)
-    report_run(run_dir, run_dir / "compare.png" if plot else None)
+    exit_for(report_run(run_dir, run_dir / "compare.png" if plot else None), allow_failures, RETRY)

@@ -8,8 +8,20 @@ from typing import Annotated
 import typer
 
 from s1 import defaults
-from s1.cli.common import configured_run, console, err, open_store, report_run
+from s1.cli.common import (
+    console,
+    exit_for,
+    fail,
+    load_engine,
+    open_store,
+    pick_run_dir,
+    plan_run,
+    progress_bar,
+    report_run,
+)
 from s1.cli.options import EngineOptions, engine_options
+
+RETRY = "rerun the same command to retry them (with --output, add --resume)"
 
 
 @engine_options(batch_size=32)
@@ -33,18 +45,29 @@ def eval_(
     control: Annotated[str | None, typer.Option(
         help="Conditional-control prompt: tokens=N, steps=N, class=long or class=short.")] = None,
     system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
-    output: Annotated[Path | None, typer.Option(help="Run directory (default: runs/<model>-<tasks>).")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --output.")] = False,
+    output: Annotated[Path | None, typer.Option(
+        help="Run directory (default: runs/<model>-<tasks>, resumed when it holds this run, else numbered).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in an existing --output.")] = False,
+    retry_failed: Annotated[bool, typer.Option(help="Resuming: run failed samples again.")] = True,
+    allow_failures: Annotated[bool, typer.Option(help="Exit 0 even when samples failed (a partial run).")] = False,
     plot: Annotated[bool, typer.Option(help="Write scaling.png into the run directory.")] = True,
     *,
     engine: EngineOptions,
 ) -> None:
     """Evaluate a model on benchmarks over a budget sweep (thinking once per sample), store every sample,
-    and print accuracy vs thinking tokens with the s1 paper's Control / Scaling / Performance."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
+    and print accuracy vs thinking tokens with the s1 paper's Control / Scaling / Performance. Exits 1 when
+    samples failed (their errors are listed, grouped), 2 on bad input."""
     from s1.backends.loading import quiet_hf_logging
-    from s1.eval.run import EvalConfig, evaluate, manifest_for, parse_budgets, parse_ints, run_dir_default
+    from s1.eval.run import (
+        EvalConfig,
+        check_fit,
+        evaluate,
+        manifest_for,
+        parse_budgets,
+        parse_ints,
+        run_dir_default,
+    )
+    from s1.forcing.policy import PolicyError
 
     quiet_hf_logging()
 
@@ -59,18 +82,28 @@ def eval_(
             temperature=temperature, top_p=top_p, seed=seed, control=control, format=engine.format, system=system,
         )
 
-    config, items, backend = configured_run(engine, configure, seed)
-    run_dir = output or run_dir_default(config)
-    store = open_store(run_dir, resume, manifest_for(config, backend, items))
+    config, items, probed = plan_run(engine, configure)
+    run_dir, resuming = pick_run_dir(output, resume, manifest_for(config, items), run_dir_default(config))
+    if resuming and not _pending(run_dir, config, items, retry_failed):  # a finished run: report it again
+        exit_for(report_run(run_dir, run_dir / "scaling.png" if plot else None), allow_failures, RETRY)
+        return
+    backend = load_engine(engine, seed)
+    if backend.context_length != probed:  # the defaults follow what the loaded model says
+        config = configure(backend.context_length)
+        run_dir, resuming = pick_run_dir(output, resume, manifest_for(config, items), run_dir_default(config))
+    try:
+        check_fit(config, backend, items)
+    except PolicyError as exc:
+        fail(str(exc))
+    store = open_store(run_dir, resume or resuming, manifest_for(config, items, backend.format.name))
     n_items = sum(len(v) for v in items.values())
     console.print(f"{engine.model_label} on {', '.join(config.tasks)}: {n_items} items x {config.samples} "
                   f"sample(s) x {len(config.settings())} settings -> {run_dir}", highlight=False)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
-        with Progress(*columns, console=err, transient=True) as bar:
+        with progress_bar() as bar:
             task_id = bar.add_task("samples", total=None)
             progress = evaluate(config, backend, store, items, chunk_items=max(1, engine.batch_size // config.samples),
-                                on_chunk=lambda n: bar.advance(task_id, n),
+                                on_chunk=lambda n: bar.advance(task_id, n), retry_failed=retry_failed,
                                 on_start=lambda p: bar.update(task_id, total=p.total, completed=p.done_before))
         store.finish()
     finally:
@@ -78,4 +111,18 @@ def eval_(
     console.print(f"generated {progress.generated} samples ({progress.done_before} already done), "
                   f"{progress.errors} failed; thinking {progress.think_seconds:.0f}s + branched answers "
                   f"{progress.branch_seconds:.0f}s", highlight=False)
-    report_run(run_dir, run_dir / "scaling.png" if plot else None)
+    exit_for(report_run(run_dir, run_dir / "scaling.png" if plot else None), allow_failures, RETRY)
+
+
+def _pending(run_dir: Path, config: object, items: dict, retry_failed: bool) -> int:
+    """How many samples a resumed run still has to make (failed ones too, when they are retried)."""
+    from s1.eval.run import pending_work
+    from s1.eval.store import RunStore
+
+    store = RunStore.open(run_dir, read_only=True)
+    try:
+        done = store.done_keys(include_failed=not retry_failed)
+    finally:
+        store.close()
+    work, progress = pending_work(config, items, done)  # type: ignore[arg-type]
+    return progress.total - progress.done_before

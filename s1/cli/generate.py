@@ -11,8 +11,9 @@ from typing import Annotated
 import typer
 
 from s1 import defaults
-from s1.cli.common import err, fail, parse_budget, read_prompts_file, show
+from s1.cli.common import err, exit_for, fail, parse_budget, read_prompts_file, show
 from s1.cli.options import EngineOptions, engine_options
+from s1.eval.report import failures
 from s1.forcing.policy import AUTO, MIN_THINKING_MODES, BudgetPolicy, PolicyError, SamplingSettings
 from s1.forcing.request import Request
 
@@ -41,6 +42,7 @@ def generate(
              "models such as Qwen2-VL).")] = None,
     mode: Annotated[str, typer.Option(help="auto | single (one pass) | multi (rounds).")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="One JSON record per line on stdout.")] = False,
+    allow_failures: Annotated[bool, typer.Option(help="Exit 0 even when generations failed.")] = False,
     *,
     engine: EngineOptions,
 ) -> None:
@@ -86,13 +88,13 @@ def generate(
     if max_answer_tokens is None:
         policy = policy.replace(max_answer_tokens=defaults.answer_tokens(backend.context_length))
     gens = backend.generate(requests, policy)
-    failed = 0
     for g in gens:
-        failed += g.error is not None
         if json_out:
             sys.stdout.write(g.to_json() + "\n")
         else:
             show(g)
-    if failed:
-        err.print(f"[red]{failed} of {len(gens)} generations failed[/]")
-        raise typer.Exit(1)
+    failed = failures(gens)
+    if failed.failed:
+        for line in failed.lines():
+            err.print(line, style="red", highlight=False)
+    exit_for(failed, allow_failures)

@@ -37,8 +37,9 @@ __all__ = ["KIND", "CompareConfig", "CompareProgress", "manifest_for", "run_comp
 KIND = "compare"  # the manifest's `kind`: reports recognise a comparison run by it
 
 
-def manifest_for(config: CompareConfig, backend: Backend, items: dict[str, list[TaskItem]]) -> dict[str, Any]:
-    return {"kind": KIND, **scope_manifest(config, backend, items),
+def manifest_for(config: CompareConfig, items: dict[str, list[TaskItem]], format_name: str | None = None
+                 ) -> dict[str, Any]:
+    return {"kind": KIND, **scope_manifest(config, items, format_name),
             "settings": {m: [label for label, _ in labels] for m, labels in config.labels().items()}}
 
 
@@ -65,7 +66,7 @@ def run_compare(config: CompareConfig, backend: Backend, store: RunStore, items:
         raise ValueError(f"verifiers: each needs its own name (they label the scores), got {names}")
     if "rebase" in labels and not verifiers:
         raise ValueError("verifiers: rebase needs a verifier to score its nodes")
-    done = store.done_keys()
+    done = store.done_keys(include_failed=False)  # a failed record is retried
     progress = CompareProgress()
     pending: dict[str, dict[str, Work]] = {}
     for name, method_labels in labels.items():

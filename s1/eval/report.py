@@ -3,7 +3,8 @@ task, the s1 paper's Control / Scaling / Performance over the budget sweep."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import re
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -11,14 +12,19 @@ from typing import Any
 from s1.metrics import (
     SweepPoint,
     accuracy_ci,
+    cap_hit,
     control,
+    forced_thinking_tokens,
     maj_at_k,
     mean_pass_at_k,
+    no_answer,
     performance,
     scaling,
+    thinking_tokens,
     total_thinking_tokens,
+    unclosed,
 )
-from s1.records import SampleRecord
+from s1.records import Generation, SampleRecord
 
 
 @dataclass(frozen=True)
@@ -30,15 +36,17 @@ class SettingSummary:
     budget: int | None  # the requested thinking cap (None: auto / unconstrained)
     num_ignore: int
     samples: int  # records, errors included
-    errors: int
-    accuracy: float
+    errors: int  # failed samples (counted as wrong in `accuracy`)
+    accuracy: float  # over every sample asked for
     ci_low: float
     ci_high: float
-    thinking_tokens: float  # mean over successful records, forced ignore strings included
+    thinking_tokens: float  # mean sampled thinking tokens of the successful records (what the budget counts)
+    forced_tokens: float  # mean forced ignore-string tokens in the thinking
+    total_thinking_tokens: float  # sampled + forced: s1's own count
     answer_tokens: float
     cap_hit: float  # share of successful records whose thinking was cut by the budget
     unclosed: float  # share whose thinking never ended (no closer, no cap)
-    no_answer: float  # share graded with no answer found
+    no_answer: float  # share of successful records whose grader found no answer
     pass_at_n: float | None  # with several samples per item
     maj_at_n: float | None
     n_per_item: int
@@ -48,15 +56,48 @@ class SettingSummary:
 
 
 @dataclass(frozen=True)
+class Failures:
+    """The failed samples of a run: how many of all, and their errors grouped (most common first; a group
+    is one message with its numbers ignored, shown by its first example)."""
+
+    failed: int
+    total: int
+    groups: list[tuple[str, int]]
+
+    def lines(self, most: int = 5) -> list[str]:
+        out = [f"{self.failed} of {self.total} samples failed:"]
+        out += [f"  {n} x {message}" for message, n in self.groups[:most]]
+        if len(self.groups) > most:
+            rest = self.groups[most:]
+            out.append(f"  ... and {sum(n for _, n in rest)} more in {len(rest)} other groups")
+        return out
+
+
+def failures(records: Iterable[SampleRecord | Generation]) -> Failures:
+    """Count and group the failed samples (a failed sample is wrong in `accuracy`; this says why)."""
+    total, examples, counts = 0, {}, Counter()
+    for r in records:
+        total += 1
+        error = r.generation.error if isinstance(r, SampleRecord) else r.error
+        if error is not None:
+            key = re.sub(r"\d+", "N", error)
+            examples.setdefault(key, error)
+            counts[key] += 1
+    return Failures(sum(counts.values()), total, [(examples[k], n) for k, n in counts.most_common()])
+
+
+@dataclass(frozen=True)
 class SweepSummary:
-    """The paper's sweep metrics for one task and one num_ignore value (a curve over budgets)."""
+    """The paper's sweep metrics for one task and one num_ignore value (a curve over budgets), computed
+    from the settings that ran; `missing` counts settings left out because every sample failed."""
 
     task: str
     num_ignore: int
     points: int
-    control: float
+    control: float | None
     scaling: float | None  # accuracy per doubling of thinking tokens (log2 x), in accuracy points
-    performance: float
+    performance: float | None
+    missing: int = 0
 
 
 def budget_and_ignores(record: SampleRecord) -> tuple[int | None, int]:
@@ -91,31 +132,39 @@ def summarize(records: Iterable[SampleRecord]) -> list[SettingSummary]:
         def share(flags: list[bool], ok: list[SampleRecord] = ok) -> float:
             return sum(flags) / len(ok) if ok else 0.0
 
+        def average(values: list[int], ok: list[SampleRecord] = ok) -> float:
+            return sum(values) / len(ok) if ok else 0.0
+
         rows.append(SettingSummary(
             task=task, setting=setting, budget=budget, num_ignore=ignores, samples=len(recs),
             errors=len(recs) - len(ok), accuracy=mean, ci_low=low, ci_high=high,
-            thinking_tokens=sum(total_thinking_tokens(r.generation) for r in ok) / len(ok) if ok else 0.0,
-            answer_tokens=sum(r.generation.answer_tokens for r in ok) / len(ok) if ok else 0.0,
-            cap_hit=share([r.generation.cap_hit for r in ok]),
-            unclosed=share([not r.generation.thinking_closed for r in ok]),
-            no_answer=share([r.extracted is None for r in ok]),
+            thinking_tokens=average([thinking_tokens(r.generation) for r in ok]),
+            forced_tokens=average([forced_thinking_tokens(r.generation) for r in ok]),
+            total_thinking_tokens=average([total_thinking_tokens(r.generation) for r in ok]),
+            answer_tokens=average([r.generation.answer_tokens for r in ok]),
+            cap_hit=share([cap_hit(r.generation) for r in ok]),
+            unclosed=share([unclosed(r.generation) for r in ok]),
+            no_answer=share([no_answer(r) for r in ok]),
             pass_at_n=pass_n, maj_at_n=maj_n, n_per_item=n,
         ))
     return rows
 
 
 def sweep_summaries(rows: list[SettingSummary]) -> list[SweepSummary]:
-    """Control / Scaling / Performance per task and num_ignore, over that curve's budgets."""
+    """Control / Scaling / Performance per task and num_ignore, over that curve's budgets. A setting whose
+    samples all failed has no thinking-token average: it is left out and counted as missing."""
     curves: dict[tuple[str, int], list[SettingSummary]] = defaultdict(list)
     for row in rows:
         curves[row.task, row.num_ignore].append(row)
     out = []
     for (task, ignores), curve in curves.items():
-        points = [SweepPoint(r.thinking_tokens, r.accuracy, budget=r.budget, label=r.setting) for r in curve]
+        ran = [r for r in curve if r.errors < r.samples]
+        points = [SweepPoint(r.thinking_tokens, r.accuracy, budget=r.budget, label=r.setting) for r in ran]
         positive = [p for p in points if p.thinking_tokens > 0]
         slope = scaling(positive, log2_tokens=True) if len(positive) >= 2 else None
-        out.append(SweepSummary(task, ignores, len(points), control(points),
-                                None if slope is None else 100 * slope, performance(points)))
+        out.append(SweepSummary(task, ignores, len(points), control(points) if points else None,
+                                None if slope is None else 100 * slope, performance(points) if points else None,
+                                missing=len(curve) - len(ran)))
     return out
 
 
@@ -189,16 +238,16 @@ def render(rows: list[SettingSummary], sweeps: list[SweepSummary], console: Any 
         console = Console(width=160, file=console.file)
     several = any(r.n_per_item > 1 for r in rows)
     table = Table(title="accuracy vs thinking", title_justify="left")
-    for name in ("task", "setting", "n", "accuracy", "95% CI", "thinking tok", "answer tok", "cap hit", "unclosed",
-                 "no answer", "errors"):
+    for name in ("task", "setting", "n", "failed", "accuracy", "95% CI", "thinking tok", "forced tok", "answer tok",
+                 "cap hit", "unclosed", "no answer"):
         table.add_column(name, justify="left" if name in ("task", "setting") else "right")
     if several:
         table.add_column("pass@n", justify="right")
         table.add_column("maj@n", justify="right")
     for r in rows:
-        cells = [r.task, r.setting, str(r.samples), f"{r.accuracy:.3f}", f"{r.ci_low:.3f}-{r.ci_high:.3f}",
-                 f"{r.thinking_tokens:.1f}", f"{r.answer_tokens:.1f}", f"{r.cap_hit:.0%}", f"{r.unclosed:.0%}",
-                 f"{r.no_answer:.0%}", str(r.errors)]
+        cells = [r.task, r.setting, str(r.samples), str(r.errors), f"{r.accuracy:.3f}",
+                 f"{r.ci_low:.3f}-{r.ci_high:.3f}", f"{r.thinking_tokens:.1f}", f"{r.forced_tokens:.1f}",
+                 f"{r.answer_tokens:.1f}", f"{r.cap_hit:.0%}", f"{r.unclosed:.0%}", f"{r.no_answer:.0%}"]
         if several:
             cells += ["-" if r.pass_at_n is None else f"{r.pass_at_n:.3f}",
                       "-" if r.maj_at_n is None else f"{r.maj_at_n:.3f}"]
@@ -206,13 +255,16 @@ def render(rows: list[SettingSummary], sweeps: list[SweepSummary], console: Any 
     console.print(table)
     if sweeps:
         sweep_table = Table(title="budget sweep (s1 paper, Eq. 1-3)", title_justify="left")
-        for name in ("task", "num_ignore", "points", "Control", "Scaling", "Performance"):
+        for name in ("task", "num_ignore", "points", "missing", "Control", "Scaling", "Performance"):
             sweep_table.add_column(name, justify="left" if name == "task" else "right")
         for s in sweeps:
-            sweep_table.add_row(s.task, str(s.num_ignore), str(s.points), f"{s.control:.0%}",
-                                "-" if s.scaling is None else f"{s.scaling:.1f}", f"{s.performance:.3f}")
+            sweep_table.add_row(s.task, str(s.num_ignore), str(s.points), str(s.missing),
+                                "-" if s.control is None else f"{s.control:.0%}",
+                                "-" if s.scaling is None else f"{s.scaling:.1f}",
+                                "-" if s.performance is None else f"{s.performance:.3f}")
         console.print(sweep_table)
-        console.print("Scaling: average pairwise slope of accuracy (points) per doubling of thinking tokens.")
+        console.print("Columns: docs/evaluation.md#reading-a-report. thinking tok = sampled thinking tokens "
+                      "(what the budget counts); Scaling = accuracy points per doubling of thinking tokens.")
 
 
 def render_methods(curves: list[Any], levels: list[Any], console: Any = None) -> None:

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from s1.backends.base import Backend
-from s1.eval.store import RunStore, items_hash
-from s1.forcing.policy import AUTO, Budget, BudgetPolicy, SamplingSettings
+from s1.eval.store import RunStore, differing_keys, items_hash, stored_manifest
+from s1.forcing.policy import AUTO, Budget, BudgetPolicy, PolicyError, SamplingSettings
 from s1.forcing.request import Request
+from s1.forcing.sequence import check_fits, thinking_budget
 from s1.forcing.sweep import run_sweep
 from s1.grading.records import grade_records
 from s1.records import RecordKey, SampleRecord
@@ -136,22 +137,65 @@ def load_items(config: RunScope) -> dict[str, list[TaskItem]]:
     return {name: get_task(name).load(config.data_dir, limit=config.limit, seed=config.seed) for name in config.tasks}
 
 
-def scope_manifest(config: RunScope, backend: Backend, items: dict[str, list[TaskItem]]) -> dict[str, Any]:
-    """The manifest fields every run shares: model, backend, tasks, parameters, seeds, dataset hashes."""
+def scope_manifest(config: RunScope, items: dict[str, list[TaskItem]], format_name: str | None = None
+                   ) -> dict[str, Any]:
+    """The manifest fields every run shares: model, backend, tasks, parameters, seeds, dataset hashes. Known
+    before the model loads, so a run directory can be chosen (or refused) first."""
     return {
         "model": config.model or "tiny (embedded default)",
-        "backend": backend.name,
+        "backend": config.backend,
         "tasks": list(config.tasks),
         "parameters": config.parameters(),
         "seeds": {"sampling": config.seed, "tasks": config.seed},
         "datasets": {name: items_hash((it.id, it.question, it.gold) for it in task_items)
                      for name, task_items in items.items()},
-        "reasoning_format": backend.format.name,
+        "reasoning_format": format_name or config.format,
     }
 
 
-def manifest_for(config: EvalConfig, backend: Backend, items: dict[str, list[TaskItem]]) -> dict[str, Any]:
-    return {**scope_manifest(config, backend, items), "settings": [p.label() for p in config.settings()]}
+def manifest_for(config: EvalConfig, items: dict[str, list[TaskItem]], format_name: str | None = None
+                 ) -> dict[str, Any]:
+    return {**scope_manifest(config, items, format_name), "settings": [p.label() for p in config.settings()]}
+
+
+def choose_run_dir(base: Path, manifest: dict[str, Any]) -> tuple[Path, bool]:
+    """Where a run with `manifest` goes when the user named no directory: `base` (or `base-2`, `base-3`, ...)
+    holding a run with the same identity, to resume (True); else the first such name not taken (False)."""
+    for n in range(1, 10_000):
+        run_dir = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        stored = stored_manifest(run_dir)
+        if stored is None and not RunStore.exists(run_dir):
+            return run_dir, False
+        if stored is not None and not differing_keys(stored, manifest):
+            return run_dir, True
+    raise RuntimeError(f"no free run directory next to {base}")
+
+
+def check_fit(config: EvalConfig, backend: Backend, items: dict[str, list[TaskItem]]) -> None:
+    """Refuse, before anything is generated, a setting that cannot fit the model's context for every prompt
+    (a sweep thinks once at its largest setting, so one impossible budget would fail them all). The
+    message names the setting, the context, the longest prompt and the fix."""
+    control = Control.parse(config.control) if config.control else None
+    first = [_requests(item, config, control)[0] for task_items in items.values() for item in task_items]
+    longest = max((n for n in backend.prompt_tokens(first) if n is not None), default=None)
+    if longest is None or backend.context_length is None:
+        return
+    problems = []
+    for policy in config.settings():
+        tokens = backend.forcing_tokens(policy)
+        try:
+            budget = thinking_budget(policy, tokens, backend.context_length, longest)
+            check_fits(policy, tokens, backend.context_length, longest, budget)
+        except PolicyError:
+            reserve = tokens.forced_reserve(policy)
+            room = backend.context_length - longest - policy.max_answer_tokens - reserve
+            wanted = policy.max_thinking_tokens if policy.max_thinking_tokens != AUTO else policy.min_thinking_tokens
+            problems.append(f"{policy.label()} needs {wanted} thinking tokens but the longest prompt ({longest} "
+                            f"tokens) leaves {max(room, 0)} of the {backend.context_length}-token context after the "
+                            f"answer cap ({policy.max_answer_tokens}) and forced strings ({reserve})")
+    if problems:
+        raise PolicyError("settings that cannot run on this model: " + "; ".join(problems) + ". Use budgets that "
+                          "fit (or 'auto', which fits each prompt) or a smaller --max-answer-tokens")
 
 
 def _requests(item: TaskItem, config: EvalConfig, control: Control | None) -> list[Request]:
@@ -161,15 +205,10 @@ def _requests(item: TaskItem, config: EvalConfig, control: Control | None) -> li
             for s in range(config.samples)]
 
 
-def evaluate(config: EvalConfig, backend: Backend, store: RunStore, items: dict[str, list[TaskItem]],
-             chunk_items: int = 16, on_chunk: Callable[[int], None] | None = None,
-             on_start: Callable[[EvalProgress], None] | None = None) -> EvalProgress:
-    """Run every pending (task, item, sample, setting) and store it; returns the counts. `on_start` sees
-    the totals (and what the store already had) before any work; `on_chunk` each chunk's new samples."""
-    settings = config.settings()
-    labels = [p.label() for p in settings]
-    control = Control.parse(config.control) if config.control else None
-    done = store.done_keys()
+def pending_work(config: EvalConfig, items: dict[str, list[TaskItem]], done: set[RecordKey]
+                 ) -> tuple[list[tuple[str, TaskItem]], EvalProgress]:
+    """The (task, item) pairs with a sample still missing from `done`, and the totals."""
+    labels = [p.label() for p in config.settings()]
     progress = EvalProgress()
     work: list[tuple[str, TaskItem]] = []
     for task, task_items in items.items():
@@ -180,6 +219,20 @@ def evaluate(config: EvalConfig, backend: Backend, store: RunStore, items: dict[
             progress.done_before += len(keys) - missing
             if missing:
                 work.append((task, item))
+    return work, progress
+
+
+def evaluate(config: EvalConfig, backend: Backend, store: RunStore, items: dict[str, list[TaskItem]],
+             chunk_items: int = 16, on_chunk: Callable[[int], None] | None = None,
+             on_start: Callable[[EvalProgress], None] | None = None, retry_failed: bool = True) -> EvalProgress:
+    """Run every pending (task, item, sample, setting) and store it; returns the counts. A sample whose
+    stored record failed is pending again unless `retry_failed` is off. `on_start` sees the totals (and
+    what the store already had) before any work; `on_chunk` each chunk's new samples."""
+    check_fit(config, backend, items)
+    settings = config.settings()
+    control = Control.parse(config.control) if config.control else None
+    done = store.done_keys(include_failed=not retry_failed)
+    work, progress = pending_work(config, items, done)
     if on_start:
         on_start(progress)
     for start in range(0, len(work), chunk_items):

@@ -157,6 +157,27 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, ensure_ascii=False, default=str))
 
 
+def differing_keys(stored: Mapping[str, Any], manifest: Mapping[str, Any],
+                   identity_keys: Iterable[str] = IDENTITY_KEYS) -> list[str]:
+    """Dotted paths of the identity keys where a stored manifest and a new one differ ([] : same run)."""
+    new = _jsonable(dict(manifest))
+    differing: list[str] = []
+    for key in identity_keys:
+        if (key in stored) != (key in new):
+            differing.append(key)
+        elif key in new:
+            differing += _diff(stored[key], new[key], key)
+    return differing
+
+
+def stored_manifest(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The manifest of the run in `run_dir`, or None when there is no readable one."""
+    try:
+        return json.loads((Path(run_dir) / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def _diff(stored: Any, new: Any, path: str) -> list[str]:
     """Dotted paths at which two JSON values differ (recursing into objects)."""
     if isinstance(stored, dict) and isinstance(new, dict):
@@ -203,7 +224,8 @@ def _fsync_dir(path: Path) -> None:
 @dataclass
 class _Scan:
     last_line: dict[RecordKey, int] = field(default_factory=dict)  # key -> number of its last line
-    duplicates: int = 0
+    failed: set[RecordKey] = field(default_factory=set)  # keys whose last line is a failed sample
+    duplicates: int = 0  # keys stored again over a sample that had not failed (a retry is no duplicate)
     corrupt: list[int] = field(default_factory=list)  # 1-based numbers of unreadable lines kept in place
     torn_bytes: int = 0  # bytes of an unfinished tail
     good_size: int = 0  # file size without the torn tail
@@ -225,6 +247,7 @@ class RunStore:
         self._lock_fd: int | None = None
         self._fh: Any = None
         self._done: set[RecordKey] = set()
+        self._failed: set[RecordKey] = set()  # stored keys whose record failed: they may be stored again
 
     # -- opening -------------------------------------------------------------------------------------
     @property
@@ -309,13 +332,7 @@ class RunStore:
             raise RunExistsError(f"run dir {run_dir} exists; pass --resume or choose another --output")
         store = cls.open(run_dir)
         try:
-            new = _jsonable(dict(manifest))
-            differing: list[str] = []
-            for key in identity_keys:
-                if (key in store.manifest) != (key in new):
-                    differing.append(key)
-                elif key in new:
-                    differing += _diff(store.manifest[key], new[key], key)
+            differing = differing_keys(store.manifest, manifest, identity_keys)
             if differing:
                 raise ManifestMismatchError(run_dir, differing)
             versions = software_versions()
@@ -351,7 +368,7 @@ class RunStore:
 
     def _open_samples(self) -> None:
         scan = self._scan(repair=True)
-        self._done = set(scan.last_line)
+        self._done, self._failed = set(scan.last_line), set(scan.failed)
         self._fh = open(self.samples_path, "ab")  # noqa: SIM115 (kept open for the store's lifetime)
 
     def close(self) -> None:
@@ -400,10 +417,13 @@ class RunStore:
             return
         lines = []
         keys = []
+        failed = set()
         for record in batch:
             if not isinstance(record, SampleRecord):
                 raise TypeError(f"append takes SampleRecord objects, got {type(record).__name__}")
             keys.append(record.key)
+            if record.generation.error is not None:
+                failed.add(record.key)
             lines.append(record.to_json().encode("utf-8") + b"\n")
         data = b"".join(lines)
         with self._lock:
@@ -411,7 +431,7 @@ class RunStore:
                 raise RunStoreError(f"{self.run_dir}: the store is closed")
             seen: set[RecordKey] = set()
             for key in keys:
-                if key in self._done or key in seen:
+                if (key in self._done and key not in self._failed) or key in seen:
                     raise ValueError(f"sample {tuple(key)} is already stored in {self.samples_path}")
                 seen.add(key)
             size = os.fstat(self._fh.fileno()).st_size
@@ -430,14 +450,16 @@ class RunStore:
                 self._fh = open(self.samples_path, "ab")  # noqa: SIM115
                 raise
             self._done.update(keys)
+            self._failed = (self._failed - set(keys)) | failed
 
-    def done_keys(self) -> set[RecordKey]:
-        """Keys of the samples stored in `samples.jsonl` (read from the file)."""
+    def done_keys(self, include_failed: bool = True) -> set[RecordKey]:
+        """Keys of the samples stored in `samples.jsonl` (read from the file); without `include_failed`,
+        only those whose last record succeeded (a failed sample is then pending again: a retry)."""
         with self._lock:
             scan = self._scan(repair=False)
             if not self.read_only:
-                self._done = set(scan.last_line)
-        return set(scan.last_line)
+                self._done, self._failed = set(scan.last_line), set(scan.failed)
+        return set(scan.last_line) if include_failed else set(scan.last_line) - scan.failed
 
     def pending(self, keys: Iterable[tuple[str, str, int, str]]) -> list[RecordKey]:
         """The given keys not stored yet, in their order (each once)."""
@@ -478,7 +500,7 @@ class RunStore:
         path = self.samples_path
         if not path.exists():
             return scan
-        entries: list[tuple[int, int, RecordKey | None]] = []  # (line number, end offset, key)
+        entries: list[tuple[int, int, RecordKey | None, bool]] = []  # (line number, end offset, key, failed)
         offset = 0
         with open(path, "rb") as f:
             for number, line in enumerate(f, start=1):
@@ -490,19 +512,23 @@ class RunStore:
                     data = json.loads(line)
                     key = _key_of(data) if isinstance(data, dict) else None
                 except (ValueError, KeyError, UnicodeDecodeError):
-                    key = None
-                entries.append((number, offset, key))
+                    key, data = None, None
+                entries.append((number, offset, key, key is not None and data.get("error") is not None))
         # Unreadable complete lines at the very end belong to the torn tail too.
         while entries and entries[-1][2] is None:
             entries.pop()
         scan.good_size = entries[-1][1] if entries else 0
-        for number, _, key in entries:
+        for number, _, key, failed in entries:
             if key is None:
                 scan.corrupt.append(number)
                 continue
-            if key in scan.last_line:
+            if key in scan.last_line and key not in scan.failed:
                 scan.duplicates += 1
             scan.last_line[key] = number
+            if failed:
+                scan.failed.add(key)
+            else:
+                scan.failed.discard(key)
         size = path.stat().st_size
         if size > scan.good_size:
             if repair:

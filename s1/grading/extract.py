@@ -11,7 +11,8 @@ Precedence (`find_answer`), first hit wins:
    ``\\}`` do not count); ``\\boxed 5`` (space form) runs to the next ``$``. An unbalanced last box (a
    truncated generation) counts as no box, as in s1.
 3. The text after the LAST ``Answer:`` (any case), first line.
-4. With ``bare=True`` only: the whole text, when it is one short line (a model that answered ``42``).
+4. With ``bare=True`` only: the whole text, when it is one short line with no answer delimiter (a model
+   that answered ``42``; a lone ``Final Answer:`` is no answer).
 
 Nothing found gives None; graders count that as wrong, never as a match.
 
@@ -151,7 +152,9 @@ def find_answer(text: str | None, *, bare: bool = False) -> Extraction | None:
         chunk = _first_chunk(text[answers[-1].end() :])
         if chunk:
             return Extraction(chunk, "answer")
-    if bare and not _BOX_RE.search(text):  # a box that gave nothing (empty, cut off) is no answer
+    # A box that gave nothing (empty, cut off) is no answer; nor is a delimiter with nothing after it (the
+    # forced `Final Answer:` of a capped sample that then said nothing).
+    if bare and not _BOX_RE.search(text) and not finals and not answers:
         whole = _strip_math(text)
         if whole and "\n" not in whole and len(whole) <= _BARE_MAX_CHARS:
             return Extraction(whole, "bare")

@@ -275,6 +275,18 @@ class OpenAIBackend(Backend):
     def forcing_tokens(self, policy: BudgetPolicy) -> ForcingTokens:
         return self._loop.run(self._tokens(policy))
 
+    def prompt_tokens(self, requests: list[Request]) -> list[int | None]:
+        return self._loop.run(self._gather([self._prompt_tokens(r) for r in requests]))  # type: ignore[arg-type]
+
+    async def _prompt_tokens(self, req: Request) -> int | None:
+        await self._setup()
+        if not self.codec.exact or req.image_sources():
+            return None
+        if req.messages is None:
+            return len(await self.codec.encode(self.format.ensure_open(req.prompt or ""), special=True))
+        text = await self.codec.render(self.format, req.chat() or [])
+        return None if text is None else len(await self.codec.encode(text))
+
     def close(self) -> None:
         self._finalizer()
 
