@@ -243,10 +243,12 @@ def benchmark_weights(hard: list[Row], features: dict[str, Row],
     if not present:
         return [], []
     ref_b, ref_c = max(present, key=lambda bc: bc[0].weight)  # the first of the heaviest
-    total: Counter = Counter()
-    for b, c in present:
-        ratio = b.weight / ref_b.weight * sum(ref_c.values()) / sum(c.values())
-        total = total + Counter({d: int(v * ratio) for d, v in c.items()})
+    scaled = [Counter({d: int(v * (b.weight / ref_b.weight * sum(ref_c.values()) / sum(c.values())))
+                       for d, v in c.items()}) for b, c in present]
+    total = scaled[0]
+    for c in scaled[1:]:
+        total = total + c  # s1's `gpqa_domain + aime_domain`: the first one's keys first
+    total = +total
     domains = list(total)
     weights = [float(total[d]) / sum(total.values()) for d in domains]
     return domains, weights
