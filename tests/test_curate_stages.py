@@ -146,6 +146,8 @@ def test_shipped_s1k_config_lists_s1s_sixteen_sources():
         ("^Idavidrein/gpqa$", None), ("^qq8933/AIME_1983_2024$", None), ("openaimath", 5600)]
     assert [(b.source.pattern, b.weight) for b in sel.benchmarks] == [("^Idavidrein/gpqa$", 0.5),
                                                                       ("^qq8933/AIME_1983_2024$", 1.0)]
+    assert [(r.name, r.pattern.pattern, r.keep_if_source and r.keep_if_source.pattern) for r in sel.quality_rules] \
+        == [(r.name, r.pattern.pattern, r.keep_if_source and r.keep_if_source.pattern) for r in S1_QUALITY_RULES]
 
 
 def test_config_errors_name_the_field():
@@ -160,6 +162,8 @@ def test_config_errors_name_the_field():
         parse_config({**base, "select": {"weak_models": ["w"]}})
     with pytest.raises(CurateError, match="featurize: give exactly one of domain_model"):
         parse_config({**base, "featurize": {}})
+    with pytest.raises(CurateError, match=r"select.seed_sources: replaced by \[\[select.seeds\]\]"):
+        parse_config({**base, "select": {"seed_sources": ["^x$"]}})
     two = [{"name": "a", "path": "a.jsonl", "question": "q", "group": "g"},
            {"name": "b", "path": "b.jsonl", "question": "q", "group": "g", "limit": 5}]
     with pytest.raises(CurateError, match="group 'g', whose limit is set by its first source 'a'"):

@@ -171,6 +171,11 @@ class SelectConfig:
     def from_table(cls, t: Table) -> SelectConfig:
         from s1.formats import PRESETS
 
+        for old in ("seed_sources", "require_teacher_correct"):
+            if t.has(old):
+                raise CurateError(f"{t.path(old)}: replaced by [[select.seeds]] tables (source, teacher_correct, "
+                                  f"longer_than), taken after the difficulty filter as s1 takes them; see "
+                                  f"docs/curation.md")
         rules, seeds, benchmarks = t.tables("quality_rules"), t.tables("seeds"), t.tables("benchmarks")
         out = cls(n=t.int("n", 1000, minimum=1), seed=t.int("seed", None), weak_models=t.strs("weak_models", ()),
                   require_complete=t.bool("require_complete", True),
