@@ -308,7 +308,8 @@ def select(pool: list[Row], features: dict[str, Row], teacher: dict[str, Row], c
     """[(item, how it was selected)] in pool order, and the per-step counts."""
     import numpy as np
 
-    graded = tuple(dict.fromkeys([teacher_name, *cfg.weak_models]))
+    known = {m for f in features.values() for m in (f.get("correct") or {})}
+    graded = tuple(m for m in dict.fromkeys([teacher_name, *cfg.weak_models]) if m in known)  # models featurize graded
     dropped: Counter = Counter()
     passed, seen = [], set()
     for it in pool:

@@ -1,12 +1,14 @@
 """Vision-language SFT (Qwen2-VL / Qwen2.5-VL, S1-M's setup): image + prompt + response records.
 
 The prompt is the processor's chat template with one image slot per image, ending in the format's
-thinking opener, exactly as inference builds it. The collator runs the processor on the prompt *with
-its images*, so `<|image_pad|>` is already expanded to one token per merged patch when the prompt's
-length is taken; the response's tokens follow. Labels are -100 on the whole expanded prompt and on
-padding, the response tokens otherwise. (S1-M took the prompt length before expansion, so its mask
-was short by the image tokens and the loss covered part of the prompt.) Tokenising prompt and
-response separately also matches inference, which continues from the tokenised prompt.
+thinking opener as inference builds it (`completion` layout), or the opener starts the response and
+is learnt with it (`chat` layout: S1-M's, whose responses begin with `<think>`). The collator runs the
+processor on the prompt *with its images*, so `<|image_pad|>` is already expanded to one token per
+merged patch when the prompt's length is taken; the response's tokens follow. Labels are -100 on
+the whole expanded prompt and on padding, the response tokens otherwise. (S1-M took the prompt
+length before expansion, so its mask was short by the image tokens and the loss covered part of the
+prompt; it also trained on right padding.) Tokenising prompt and response separately also matches
+inference, which continues from the tokenised prompt.
 """
 
 from __future__ import annotations
