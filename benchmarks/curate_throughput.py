@@ -11,8 +11,15 @@ stage and the process's peak RSS after each stage (math-verify's worker processe
 Then decontamination alone: index build + scan for pool x eval sizes, to show the cost grows with the
 text, not with pool x eval; and a naive all-pairs n-gram check on a sample, extrapolated, to compare.
 
-    python benchmarks/curate_throughput.py                  # 10K x 1K
+Then cross-source dedup (s1's: every source checked against everything kept from the sources before
+it) on pools of 15K, 30K and 60K items in 16 sources, each size in a fresh process: seconds, peak RSS,
+the index's size, and the planted near-duplicates found. Items are 60-120 words drawn from the words
+of the shared benchmark files (so unplanted items share no 8-gram by accident); 1% carry ten words of
+an item of an earlier source.
+
+    python benchmarks/curate_throughput.py                  # 10K x 1K, then 15K / 30K / 60K cross-source
     python benchmarks/curate_throughput.py --pool 2000 --keep /tmp/curate-bench
+    python benchmarks/curate_throughput.py --skip-pipeline --cross-sizes 15000,30000,60000
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import json
 import random
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -31,8 +39,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from s1.curate import STAGES, load_config, run_stage
-from s1.curate.decontaminate import NgramIndex, ngrams
+from s1.curate.decontaminate import DecontamConfig, decontaminate
 from s1.curate.io import normalize, question_hash, read_jsonl, write_jsonl
+from s1.curate.ngrams import NgramIndex
 from s1.curate.pipeline import model_factories
 from s1.synthetic import generate
 
@@ -43,6 +52,14 @@ CODES = ("11", "05", "51", "60", "97", "26", "91", "92")
 
 
 def rss_mb() -> float:
+    """This process's peak resident set (MB): Linux's VmHWM (not inherited across fork + exec, as ru_maxrss
+    is), else ru_maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -129,7 +146,7 @@ transforms = [{{ field = "answer", after_last = "####" }}]
 [decontaminate]
 eval_tasks = ["aime24", "aime25", "math500"]
 eval_data_dir = "{DATA}"
-eval_files = [{{ name = "mathvista", path = "{work / 'eval_extra.jsonl'}", field = "question" }}]
+eval_sets = [{{ name = "mathvista", path = "{work / 'eval_extra.jsonl'}", field = "question" }}]
 [models.teacher]
 kind = "chat"
 base_url = "{api_url}"
@@ -196,7 +213,7 @@ def pipeline(work: Path, pool: int, n_eval: int) -> list[tuple[str, int, float, 
             rows.append((stage, items, seconds, rss_mb()))
             if stage == "decontaminate":
                 print(f"decontaminate (20 planted): {report['input']} -> {report['kept']} ({report['contaminated']} "
-                      f"contaminated, "
+                      f"contaminated, {report['near_duplicates']} near-duplicates, "
                       f"{report['duplicates']} duplicates; {report['eval_ngrams']} eval n-grams from "
                       f"{sum(v.get('items', 0) for v in report['eval_sets'].values())} eval items)")
             if stage == "featurize":
@@ -216,23 +233,82 @@ def decontam_scaling(texts: list[str], evals: list[str]) -> list[tuple[int, int,
                            (len(texts), len(evals) // 4)):
         start = time.perf_counter()
         index = NgramIndex(8)
-        for i, e in enumerate(evals[:n_eval]):
-            index.add("eval", str(i), e)
+        index.add_many("eval", [(str(i), e) for i, e in enumerate(evals[:n_eval])])
         built = time.perf_counter() - start
         start = time.perf_counter()
-        hits = sum(index.find(t) is not None for t in texts[:n_pool])
+        hits = sum(hit is not None for hit in index.find_many(texts[:n_pool]))
         out.append((n_pool, n_eval, built, time.perf_counter() - start, hits))
     return out
 
 
+def _grams(text: str, n: int = 8) -> set[str]:
+    words = normalize(text).split()
+    return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
 def naive_pairs_seconds(texts: list[str], evals: list[str], sample: int = 50) -> float:
     """All-pairs n-gram set intersection (eval n-grams precomputed per item), extrapolated to the full pool."""
-    eval_sets = [{g for _, g in ngrams(e, 8)} for e in evals]
+    eval_sets = [_grams(e) for e in evals]
     start = time.perf_counter()
     for t in texts[:sample]:
-        grams = {g for _, g in ngrams(t, 8)}
+        grams = _grams(t)
         any(grams & s for s in eval_sets)
     return (time.perf_counter() - start) / sample * len(texts)
+
+
+# ---------------------------------------------------------------------------------------------- cross-source
+
+
+def cross_source_pool(size: int, sources: int = 16, planted_share: float = 0.01, seed: int = 0) -> tuple[list, int]:
+    """`size` items over `sources` sources (s1 has 16), and how many carry ten words of an earlier source's item."""
+    bank_texts = [json.loads(x)["question"] for x in (DATA / "gsm8k_test.jsonl").read_text().splitlines()]
+    bank_texts += [json.loads(x)["problem"] for x in (DATA / "math500.jsonl").read_text().splitlines()]
+    vocab = sorted({w for t in bank_texts for w in normalize(t).split()})
+    rng = random.Random(seed)
+    pool, planted = [], set()
+    per_source = size // sources
+    for k in range(size):
+        source = f"source{min(k // per_source, sources - 1):02d}"
+        text = " ".join(rng.choice(vocab) for _ in range(rng.randint(60, 120)))
+        if k >= per_source and rng.random() < planted_share:  # ten words of a kept item of an earlier source
+            origin = rng.randrange(0, (k // per_source) * per_source)
+            while origin in planted:  # a planted item is removed itself: copying it would plant nothing
+                origin = rng.randrange(0, (k // per_source) * per_source)
+            words = pool[origin]["question"].split()
+            start = rng.randrange(len(words) - 10)
+            text = text + " " + " ".join(words[start : start + 10]).upper()
+            planted.add(k)
+        pool.append({"id": f"{k:06d}", "question": text, "source_type": source, "source": source, "group": source})
+    return pool, len(planted)
+
+
+def cross_source_child(size: int) -> dict:
+    """One size, measured in this (fresh) process: the s1 loop over the sources against the shared eval sets."""
+    from s1.tasks import load_task
+
+    pool, planted = cross_source_pool(size)
+    before = rss_mb()
+    start = time.perf_counter()
+    index = NgramIndex(8)
+    for task in ("aime24", "aime25", "math500"):
+        index.add_many(task, [(it.id, it.question) for it in load_task(task, DATA)])
+    cfg = DecontamConfig(eval_sets=(), keep_questions=None, shuffle_seed=42)
+    kept, removed, _ = decontaminate(pool, index, cfg)
+    seconds = time.perf_counter() - start
+    near = sum(r["reason"] == "near-duplicate" for r in removed)
+    words = sum(len(it["question"].split()) for it in pool)
+    return {"pool": size, "words": words, "planted": planted, "near_duplicates": near, "kept": len(kept),
+            "seconds": round(seconds, 2), "peak_rss_mb": round(rss_mb()), "rss_growth_mb": round(rss_mb() - before),
+            "index_mb": round(index.nbytes / 2**20, 1), "ngrams": len(index)}
+
+
+def cross_source_scaling(sizes: list[int]) -> list[dict]:
+    rows = []
+    for size in sizes:
+        out = subprocess.run([sys.executable, __file__, "--cross-source-child", str(size)], check=True,
+                             capture_output=True, text=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+    return rows
 
 
 def main() -> None:
@@ -240,7 +316,26 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=10_000)
     ap.add_argument("--eval", type=int, default=1_000)
     ap.add_argument("--keep", type=Path, default=None, help="work directory to keep (default: a temporary one)")
+    ap.add_argument("--skip-pipeline", action="store_true", help="only the cross-source dedup scaling")
+    ap.add_argument("--cross-sizes", default="15000,30000,60000", help="pool sizes of the cross-source run")
+    ap.add_argument("--cross-source-child", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.cross_source_child is not None:
+        print(json.dumps(cross_source_child(args.cross_source_child)))
+        return
+    if not args.skip_pipeline:
+        run_pipeline_benchmark(args)
+    sizes = [int(x) for x in args.cross_sizes.split(",") if x]
+    print(f"\ncross-source dedup (s1: each of 16 sources against the eval sets and every earlier kept source), "
+          f"one fresh process per size; python {sys.version.split()[0]}:")
+    print("| pool | words | planted | found | kept | seconds | items/s | peak RSS MB | RSS growth MB | index MB |\n"
+          "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in cross_source_scaling(sizes):
+        print(f"| {r['pool']} | {r['words']} | {r['planted']} | {r['near_duplicates']} | {r['kept']} | {r['seconds']} "
+              f"| {r['pool'] / r['seconds']:,.0f} | {r['peak_rss_mb']} | {r['rss_growth_mb']} | {r['index_mb']} |")
+
+
+def run_pipeline_benchmark(args: argparse.Namespace) -> None:
     work = args.keep or Path(tempfile.mkdtemp(prefix="curate-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"pool {args.pool} questions, eval {args.eval} items, work dir {work}; python {sys.version.split()[0]}")

@@ -2,7 +2,8 @@
 
 `--arch tiny` is the embedded tiny model's recipe (its tokenizer, architecture, data and `tiny`
 preset), for a laptop CPU. `--arch qwen2-0.5b` is Qwen2.5-0.5B's architecture with random weights
-(built from a config, so no download) on s1-style long examples, for a GPU. Tokens are the non-padding
+(built from a config, so no download) on s1-style long examples in the `s1` preset's layout (s1's
+text, loss on the whole assistant turn), for a GPU. Tokens are the non-padding
 tokens the trainer saw (TRL's `num_tokens`); the first `--warmup` steps are not timed.
 
     python benchmarks/train_throughput.py                           # tiny preset, CPU
@@ -63,13 +64,13 @@ def qwen_setup(steps: int, seq: int, batch: int) -> tuple[Any, Any, list[dict[st
     model = Qwen2ForCausalLM(config).to(torch.bfloat16 if torch.cuda.is_available() else torch.float32)
     rng = random.Random(0)
     words = ["step", "so", "then", "check", "add", "Wait", "carry", "digit"]
+    preset = get_preset("s1").replace(per_device_batch_size=batch, global_batch_size=batch, block_size=seq,
+                                      epochs=1)
     rows = []
     for n in range(steps * batch + 8 * batch):
         thinking = " ".join(rng.choice(words) + str(rng.randint(0, 9)) for _ in range(seq // 3))
         rows.append(to_prompt_completion({"question": f"Question {n}?", "thinking": thinking, "answer": "Answer: 1"},
-                                         tok, PRESETS["s1"]))
-    preset = get_preset("s1").replace(per_device_batch_size=batch, global_batch_size=batch, block_size=seq,
-                                      epochs=1)
+                                         tok, PRESETS["s1"], layout=preset.layout))
     return model, tok, rows, preset
 
 

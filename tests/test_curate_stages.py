@@ -1,11 +1,11 @@
 """Each curation stage on its own, with small local files and fake models (no model weights, no network
 beyond loopback): sources and their config, decontamination, trace caching and sharding, the chat
-client, domain and judge parsing, and the selection's quality / difficulty / diversity rules."""
+client, domain and judge parsing, and the selection's quality rules. s1's selection algorithm, its
+per-source sampling and cross-source dedup have their own files (test_curate_s1_*.py)."""
 
 from __future__ import annotations
 
 import json
-import random
 import threading
 import time
 from collections import Counter
@@ -15,20 +15,13 @@ from pathlib import Path
 import pytest
 
 from s1.curate import CurateError, load_config, parse_config, question_hash
-from s1.curate.decontaminate import DecontamConfig, EvalFile, NgramIndex, build_index, decontaminate
-from s1.curate.domains import MSC, parse_code, rubric
-from s1.curate.featurize import gold_answer, parse_yes_no
+from s1.curate.decontaminate import DecontamConfig, EvalSet, build_index, decontaminate
+from s1.curate.domains import msc, parse_code, rubric
+from s1.curate.featurize import gold_answer, judge_verdict
 from s1.curate.io import read_jsonl, write_jsonl
 from s1.curate.llm import ChatModel, Completion, ModelSpec, Prompt
-from s1.curate.select import (
-    S1_QUALITY_RULES,
-    SelectConfig,
-    diversity_sample,
-    histogram,
-    pick_rank,
-    quality_reason,
-    select,
-)
+from s1.curate.ngrams import NgramIndex
+from s1.curate.select import S1_QUALITY_RULES, histogram, quality_reason
 from s1.curate.sources import SourceSpec, build_items
 from s1.curate.table import Table
 from s1.curate.traces import TracesConfig, load_traces, run_traces
@@ -62,7 +55,8 @@ def test_rows_become_the_pool_schema_with_templates_filters_and_transforms():
     result = build_items(spec, rows, seed=0)
     assert result.dropped == {"filter lang equals": 1, "filter year max": 1}
     first, last = result.items
-    assert list(first) == ["id", "question", "solution", "cot_type", "source_type", "metadata"]
+    assert list(first) == ["id", "question", "solution", "cot_type", "source_type", "metadata", "source", "group"]
+    assert (first["source"], first["group"]) == ("src", "src")
     assert first["question"] == "A passage.\n\nWhat is x?\n(A) 1\n(B) 2"
     assert first["id"] == question_hash(first["question"])
     assert (first["solution"], first["cot_type"], first["source_type"]) == ("first", "math", "data/Math")
@@ -79,13 +73,10 @@ def test_a_missing_column_is_an_error_naming_it():
         source(question="q", filters=[{"field": "a"}])
 
 
-def test_limit_is_a_seeded_sample():
+def test_limit_is_applied_by_decontamination_not_collection():
     rows = [{"q": f"question {i}"} for i in range(50)]
-    spec = source(question="q", limit=10)
-    a, b, c = (build_items(spec, rows, seed=s) for s in (0, 0, 1))
-    assert [x["id"] for x in a.items] == [x["id"] for x in b.items]
-    assert [x["id"] for x in a.items] != [x["id"] for x in c.items]
-    assert len(a.items) == 10 and a.dropped == {"limit": 40}
+    result = build_items(source(question="q", limit=10), rows, seed=0)
+    assert len(result.items) == 50 and result.dropped == {}  # s1 caps a source after decontaminating it
 
 
 def test_gpqa_choices_are_shuffled_per_question_by_seed():
@@ -109,12 +100,19 @@ def test_gpqa_choices_are_shuffled_per_question_by_seed():
     assert [x["question"] for x in other] != [x["question"] for x in items]
 
 
-def test_exclude_drops_questions_of_another_dataset(tmp_path):
-    write_jsonl(tmp_path / "diamond.jsonl", [{"Question": "  Shared   question?"}])
+def test_exclude_and_include_match_the_question_exactly_as_s1(tmp_path):
+    write_jsonl(tmp_path / "diamond.jsonl", [{"Question": "Shared question?"}])
     spec = source(question="Question", exclude=[{"path": str(tmp_path / "diamond.jsonl"), "field": "Question"}])
-    result = build_items(spec, [{"Question": "shared question?"}, {"Question": "Other?"}], seed=0)
-    assert [x["question"] for x in result.items] == ["Other?"]
+    result = build_items(spec, [{"Question": "Shared question?"}, {"Question": "shared  question?"},
+                                {"Question": "Other?"}], seed=0)
+    assert [x["question"] for x in result.items] == ["shared  question?", "Other?"]  # s1's `in`: exact strings
     assert result.dropped == {"excluded": 1}
+    write_jsonl(tmp_path / "subset.jsonl", [{"problem": "Kept?"}])
+    (tmp_path / "keep.json").write_text(json.dumps(["Also kept?"]))
+    spec = source(question="q", include=[{"path": str(tmp_path / "subset.jsonl"), "field": "problem"},
+                                         {"questions": str(tmp_path / "keep.json")}])
+    result = build_items(spec, [{"q": "Kept?"}, {"q": "Dropped?"}, {"q": "Also kept?"}], seed=0)
+    assert [x["question"] for x in result.items] == ["Kept?", "Also kept?"] and result.dropped == {"not included": 1}
 
 
 def test_shipped_s1k_config_lists_s1s_sixteen_sources():
@@ -127,6 +125,29 @@ def test_shipped_s1k_config_lists_s1s_sixteen_sources():
             "codegenning/usacobench_formatted", "simplescaling/s1-teasers", "livecodebench/code_generation_lite",
             "qq8933/AIME_1983_2024"} == datasets
     assert cfg.traces is not None and cfg.select.weak_models == ("qwen7b", "qwen32b")
+    # s1's knobs, each in the file: sources in s1's order, groups, caps, eval sets, weak models, selection
+    assert [s.group_name for s in cfg.sources][:4] == ["MATH", "OlympicArena", "TheoremQA", "NuminaMath"]
+    assert [s.name for s in cfg.sources if s.group_name == "AGIEval"] == ["AGIEval", "AGIEval-aqua_rat",
+                                                                          "AGIEval-math"]
+    by_name = {s.name: s for s in cfg.sources}
+    assert by_name["crossword"].limit == 1000 and by_name["SciEval"].limit == 250
+    assert by_name["SciEval"].sample.method == "quota" and not by_name["AIME"].decontaminate
+    assert [q.hub_id or q.questions for q in by_name["NuminaMath"].include] == ["simplescaling/numinamath_500",
+                                                                                 "s1_keep_questions.json"]
+    d = cfg.decontaminate
+    assert (d.ngram, d.cross_source, d.identical, d.shuffle_seed) == (8, True, False, 42)
+    assert {e.hub_id for e in d.eval_sets} == {"AI-MO/aimo-validation-aime", "Idavidrein/gpqa",
+                                               "simplescaling/openaimath", "livecodebench/code_generation_lite"}
+    assert cfg.models["qwen7b"].temperature == 0.05 and cfg.models["qwen7b"].max_tokens is None
+    assert cfg.featurize is not None and not cfg.featurize.math_verify_first
+    sel = cfg.select
+    assert (sel.n, sel.uniform_until, sel.require_complete) == (1000, 700, True)
+    assert [(r.source.pattern, r.longer_than) for r in sel.seeds] == [
+        ("^Idavidrein/gpqa$", None), ("^qq8933/AIME_1983_2024$", None), ("openaimath", 5600)]
+    assert [(b.source.pattern, b.weight) for b in sel.benchmarks] == [("^Idavidrein/gpqa$", 0.5),
+                                                                      ("^qq8933/AIME_1983_2024$", 1.0)]
+    assert [(r.name, r.pattern.pattern, r.keep_if_source and r.keep_if_source.pattern) for r in sel.quality_rules] \
+        == [(r.name, r.pattern.pattern, r.keep_if_source and r.keep_if_source.pattern) for r in S1_QUALITY_RULES]
 
 
 def test_config_errors_name_the_field():
@@ -141,6 +162,12 @@ def test_config_errors_name_the_field():
         parse_config({**base, "select": {"weak_models": ["w"]}})
     with pytest.raises(CurateError, match="featurize: give exactly one of domain_model"):
         parse_config({**base, "featurize": {}})
+    with pytest.raises(CurateError, match=r"select.seed_sources: replaced by \[\[select.seeds\]\]"):
+        parse_config({**base, "select": {"seed_sources": ["^x$"]}})
+    two = [{"name": "a", "path": "a.jsonl", "question": "q", "group": "g"},
+           {"name": "b", "path": "b.jsonl", "question": "q", "group": "g", "limit": 5}]
+    with pytest.raises(CurateError, match="group 'g', whose limit is set by its first source 'a'"):
+        parse_config({**base, "sources": two})
 
 
 # ---------------------------------------------------------------------------------------------- decontaminate
@@ -150,34 +177,45 @@ def test_an_eight_word_overlap_is_found_and_seven_is_not():
     index = NgramIndex(8)
     index.add("bench", "b1", "Let   ABC be a triangle with AB = 5 and BC = 7. Find the area.")
     hit = index.find("Homework: let abc be a TRIANGLE with ab = 5, then stop")
-    assert hit is not None and (hit.eval_set, hit.eval_id) == ("bench", "b1")
+    assert hit is not None and (hit.source, hit.item_id) == ("bench", "b1")
     assert hit.ngram == "let abc be a triangle with ab ="
     assert index.find("Homework: let abc be a triangle with ab stop") is None  # 7 words only
     assert index.find("let abc be a triangle with ab, = 5") is None  # punctuation is part of a word
-    short = NgramIndex(8)
+    index.add("bench", "b2", "What is 2 + 2?")
+    assert index.find("what is 2 +   2?") is None  # s1: a question under 8 words has no 8-gram
+    short = NgramIndex(8, identical=True)
     short.add("bench", "b2", "What is 2 + 2?")
     assert short.find("what is 2 +   2?").ngram == "(identical question)"
 
 
-def test_dedup_keeps_the_first_and_reports_why():
+def test_dedup_keeps_the_first_of_identical_strings_and_reports_why():
     pool = [{"id": "a", "question": "Same Question", "source_type": "s1"},
-            {"id": "b", "question": "same   question", "source_type": "s2"},
-            {"id": "c", "question": "Other", "source_type": "s1"}]
-    kept, removed = decontaminate(pool, NgramIndex(8))
-    assert [x["id"] for x in kept] == ["a", "c"]
-    assert removed == [{"id": "b", "source_type": "s2", "reason": "duplicate", "duplicate_of": "a",
-                        "duplicate_source": "s1", "question": "same   question"}]
+            {"id": "b", "question": "Same Question", "source_type": "s2"},
+            {"id": "c", "question": "same   question", "source_type": "s1"}]
+    kept, removed, _ = decontaminate(pool, NgramIndex(8), DecontamConfig(eval_sets=(), shuffle_seed=None))
+    assert [x["id"] for x in kept] == ["a", "c"]  # s1 compares the raw strings
+    assert removed == [{"id": "b", "source_type": "s2", "source": None, "reason": "duplicate", "duplicate_of": "a",
+                        "duplicate_source": "s1", "question": "Same Question"}]
 
 
 def test_eval_sets_come_from_tasks_and_files_and_a_missing_one_is_loud(tmp_path):
     write_jsonl(tmp_path / "mine.jsonl", [{"problem": "one two three four five six seven eight nine"}])
     cfg = DecontamConfig(eval_tasks=("aime24", "gpqa_diamond"), eval_data_dir=str(DATA),
-                         eval_files=(EvalFile("mine", str(tmp_path / "mine.jsonl"), "problem"),))
+                         eval_sets=(EvalSet("mine", "problem", path=str(tmp_path / "mine.jsonl")),))
     with pytest.raises(CurateError, match="evaluation set 'gpqa_diamond' could not be loaded"):
         build_index(cfg)
     index, sets = build_index(DecontamConfig(**{**cfg.__dict__, "skip_unavailable": True}))
     assert sets["aime24"]["items"] == 30 and sets["mine"]["items"] == 1 and "skipped" in sets["gpqa_diamond"]
-    assert index.find("zero one two three four five six seven eight").eval_set == "mine"
+    assert index.find("zero one two three four five six seven eight").source == "mine"
+
+
+def test_naming_no_eval_set_means_s1s_four():
+    cfg = DecontamConfig.from_table(Table({}, "decontaminate"))
+    assert [e.name for e in cfg.eval_sets] == ["aimo-validation-aime", "gpqa_diamond", "openaimath-test",
+                                               "livecodebench-v4"]
+    assert cfg.eval_sets[3].load_kwargs == {"version_tag": "release_v4"}
+    mine = DecontamConfig.from_table(Table({"eval_tasks": ["aime24"]}, "decontaminate"))
+    assert mine.eval_sets == () and mine.eval_tasks == ("aime24",)
 
 
 # ---------------------------------------------------------------------------------------------- traces
@@ -346,21 +384,40 @@ def test_chat_retries_server_errors_and_records_failures():
 # ---------------------------------------------------------------------------------------------- parsing
 
 
-def test_domain_codes_are_parsed_strictly():
-    assert len(MSC) == 61 and "00" not in MSC and "01" not in MSC
-    assert all(f"* Code: {code}" in rubric() for code in MSC)
+def test_domain_codes_are_read_as_s1_reads_them():
+    codes = msc()
+    assert len(codes) == 61 and "00" not in codes and "01" not in codes and codes["11"] == "Number theory"
+    assert all(f"* Code: {code}" in rubric() for code in codes)
     assert parse_code("Reasoning...\n11") == ("11", None)
-    assert parse_code("Reasoning...\n**05**\n") == ("05", None)
-    assert parse_code("It is 11.\nCode: 11")[0] is None
-    assert parse_code("so 11 number theory")[0] is None
+    assert parse_code("It is number theory, code: 11") == ("11", None)  # s1 reads the last two characters
+    assert parse_code("Reasoning...\n**05**")[0] is None
+    assert parse_code("Reasoning...\n11\n")[0] is None
     assert parse_code("reasoning\n99") == (None, "code 99 is not one of the 61 MSC classes")
     assert parse_code("")[0] is None
 
 
+def test_prompts_and_rubric_are_s1s_files_byte_for_byte():
+    from s1.curate import protocol
+    from s1.curate.domains import classify_prompt, system_prompt
+    from s1.curate.featurize import judge_prompt
+
+    grading = protocol.text(protocol.GRADING_SYSTEM)
+    assert grading.startswith("You are an AI assistant for grading a science problem.\n")
+    assert grading.endswith('end your response on a new line with only "Yes" or "No" (without quotes).')
+    assert "correct answer. \nIf the expected" in grading  # s1's trailing space, kept
+    assert system_prompt().startswith("You are a helpful assistant that classifies questions into different subjects")
+    assert judge_prompt("Q", "A", "S") == "## Problem\nQ\n\n## Attempt\nA\n\n## Correct answer\nS"
+    prompt = classify_prompt("Q?")
+    assert prompt.startswith("## Question\nQ?\n\n## Classification rubrics\n### Mathematical logic and foundations\n")
+    assert "\n\n### Combinatorics\n* Code: 05\n* Description: Enumerative combinatorics;" in prompt
+
+
 def test_judge_replies_and_gold_answers():
-    assert parse_yes_no("The attempt matches.\nYes") == (True, "judge: Yes")
-    assert parse_yes_no("Wrong final value.\n**No**") == (False, "judge: No")
-    assert parse_yes_no("Yes, mostly, but the last step is wrong")[0] is None
+    assert judge_verdict("The attempt matches.\nYes") is True
+    assert judge_verdict("Wrong final value.\nNo") is False
+    assert judge_verdict("Wrong final value.\n**No**") is None  # s1: the last line is exactly Yes or No
+    assert judge_verdict("Checked.\nYes\n") is None
+    assert judge_verdict("Yes, mostly, but the last step is wrong") is None
     assert gold_answer({"solution": "So $x = \\boxed{\\frac{1}{2}}$.", "metadata": {}}) == "\\frac{1}{2}"
     assert gold_answer({"solution": "Long explanation.\n\nAnswer: C", "metadata": {}}) == "C"
     assert gold_answer({"solution": "ELEPHANT", "metadata": {}}) == "ELEPHANT"
@@ -389,7 +446,7 @@ def test_correctness_is_math_verify_first_then_the_judge(tmp_path):
             self.asked += [p.id.split(":")[1] for p in prompts]
             return [Completion(text="Checked.\n" + ("Yes" if "induction" in p.text else "No")) for p in prompts]
 
-    cfg = FeaturizeConfig(domain_field="cot_type")
+    cfg = FeaturizeConfig(domain_field="cot_type", math_verify_first=True)
     correct, how, calls = grade_attempts(pool, traces, None, tmp_path, cfg)
     assert {k: v["m"] for k, v in correct.items()} == {"math": True, "wrong": False, "proof": None, "gpqa": True,
                                                        "none": None}
@@ -403,63 +460,33 @@ def test_correctness_is_math_verify_first_then_the_judge(tmp_path):
     assert len(judge.asked) == 2  # cached
 
 
+def test_s1_grades_every_attempt_with_the_judge_and_none_without_a_solution(tmp_path):
+    from s1.curate.featurize import FeaturizeConfig, grade_attempts
+
+    pool = [{"id": "math", "question": "1 + 1?", "solution": "$\\boxed{2}$", "metadata": {}},
+            {"id": "nosol", "question": "Write code.", "solution": None, "metadata": {}}]
+    traces = {"m": {"math": {"attempt": "Answer: 2", "error": None}, "nosol": {"attempt": "print()", "error": None}}}
+    replies = iter(["Fine\n**Yes**", "Fine, so\nYes"])  # the first is no verdict to s1, so it is asked again
+
+    class Judge:
+        name, asked = "j", []
+
+        def complete(self, prompts):
+            self.asked += [(p.id.split(":")[1], p.system, p.text) for p in prompts]
+            return [Completion(text=next(replies)) for _ in prompts]
+
+    judge = Judge()
+    correct, how, calls = grade_attempts(pool, traces, judge, tmp_path, FeaturizeConfig(domain_field="cot_type"))
+    assert correct == {"math": {"m": True}, "nosol": {"m": None}} and calls == 2
+    assert [a[0] for a in judge.asked] == ["math", "math"]  # math-verify would have credited it; s1 asks anyway
+    from s1.curate import protocol
+
+    assert judge.asked[0][1] == protocol.text(protocol.GRADING_SYSTEM)
+    assert judge.asked[0][2] == "## Problem\n1 + 1?\n\n## Attempt\nAnswer: 2\n\n## Correct answer\n$\\boxed{2}$"
+    assert how["nosol"]["m"] == "no solution to judge against"
+
+
 # ---------------------------------------------------------------------------------------------- select
-
-
-def test_rank_weights_halve_with_each_rank():
-    rng = random.Random(0)
-    counts = Counter(pick_rank(rng, 50) for _ in range(20000))
-    assert 0.47 < counts[0] / 20000 < 0.53 and 0.22 < counts[1] / 20000 < 0.28
-    assert 0.11 < counts[2] / 20000 < 0.14
-    assert {pick_rank(rng, 1) for _ in range(100)} == {0}
-
-
-def _features(domains: dict[str, int]) -> tuple[list[dict], dict[str, dict]]:
-    pool, feats = [], {}
-    for d, n in domains.items():
-        for k in range(n):
-            item_id = f"{d}-{k:03d}"
-            pool.append({"id": item_id, "question": f"question {item_id}", "source_type": f"src/{d}",
-                         "solution": None})
-            feats[item_id] = {"id": item_id, "domain": d, "trace_tokens": 10 * k + 1, "correct": {"weak": False}}
-    return pool, feats
-
-
-def test_diversity_samples_domains_uniformly_and_prefers_long_traces():
-    pool, feats = _features({"big": 200, "small": 10, "mid": 40})
-    chosen = diversity_sample(pool, feats, 30, random.Random(0))
-    by_domain = Counter(feats[x["id"]]["domain"] for x in chosen)
-    assert all(6 <= c <= 14 for c in by_domain.values()), by_domain  # ~10 each, not 200:10:40
-    big = sorted((feats[x["id"]]["trace_tokens"] for x in chosen if x["id"].startswith("big")), reverse=True)
-    assert min(big) > 10 * 170  # all from the longest traces of the big domain
-    everything = diversity_sample(pool, feats, 1000, random.Random(0))
-    assert len(everything) == 250 and len({x["id"] for x in everything}) == 250
-
-
-def test_select_is_reproducible_and_applies_quality_seeds_and_difficulty():
-    pool, feats = _features({"a": 30, "b": 30, "seedsrc": 3})
-    pool.append({"id": "asy", "question": "[asy] draw. [/asy]", "source_type": "src/a", "solution": None})
-    feats["asy"] = {"id": "asy", "domain": "a", "trace_tokens": 5, "correct": {}}
-    pool.append({"id": "aime-asy", "question": "[asy] draw. [/asy]", "source_type": "AIME", "solution": None})
-    feats["aime-asy"] = {"id": "aime-asy", "domain": "a", "trace_tokens": 5, "correct": {}}
-    for k in range(5):
-        feats[f"b-{k:03d}"]["correct"]["weak"] = True
-    feats["a-000"]["domain"] = None
-    teacher = {x["id"]: {"thinking": "t", "attempt": "a", "error": None} for x in pool}
-    teacher["a-001"] = {"thinking": "", "attempt": "", "error": "timeout"}
-    cfg = SelectConfig(n=20, weak_models=("weak",), seed_sources=("^src/seedsrc$",))
-    picked, steps = select(pool, feats, teacher, cfg, seed=3, teacher_name="t")
-    again, _ = select(pool, feats, teacher, cfg, seed=3, teacher_name="t")
-    other, _ = select(pool, feats, teacher, cfg, seed=4, teacher_name="t")
-    ids = [x["id"] for x, _ in picked]
-    assert ids == [x["id"] for x, _ in again] and ids != [x["id"] for x, _ in other]
-    assert steps["quality"]["dropped"] == {"missing domain": 1, "teacher trace failed": 1,
-                                           "format: asymptote diagram": 1}
-    assert [how for _, how in picked[:3]] == ["seed"] * 3 and ids[:3] == ["seedsrc-000", "seedsrc-001", "seedsrc-002"]
-    assert steps["difficulty"]["dropped"] == {"solved by weak": 5}
-    assert not {f"b-{k:03d}" for k in range(5)} & set(ids)
-    assert steps["quality"]["output"] == len(pool) - 3  # the AIME item may draw with Asymptote
-    assert len(ids) == 20
 
 
 def test_quality_rules_follow_s1():
@@ -470,10 +497,13 @@ def test_quality_rules_follow_s1():
         return quality_reason({"question": question, "source_type": source}, trace, feat, S1_QUALITY_RULES)
 
     assert why("Plain question?") is None
-    assert why("See ![Image](fig.png) above") == "format: image reference"
+    assert why("See ![Image] above") == "format: image reference"
+    assert why("See ![diagram](fig.png) above") is None  # s1 looks for "![Image]" only
     assert why("p1. Find x. p2. Find y.") == "format: problem numbering"
     assert why("Compute **12** apples") == "format: bold number"
+    assert why("[asy] ... [/asy]") == "format: asymptote diagram"
     assert why("[asy] ... [/asy]", source="qq8933/AIME_1983_2024") is None
+    assert why("[asy] ... [/asy] ![Image]", source="qq8933/AIME_1983_2024") is None  # s1 keeps it whatever else
 
 
 def test_histogram_covers_every_value():

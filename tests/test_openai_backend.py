@@ -335,7 +335,7 @@ def test_retried_samples_are_stored_once_in_the_run_store(tmp_path: Path):
     with FakeUpstream(fault) as fake, fake_backend(fake.url, api="chat") as backend:
         store = RunStore.open_or_create(tmp_path / "run", {"model": "fake", "backend": "openai"}, resume=False)
         progress = evaluate(config, backend, store, items)
-        again = evaluate(config, backend, store, items)  # a resume finds nothing left to do
+        again = evaluate(config, backend, store, items, retry_failed=False)  # nothing left (failures kept)
         store.close()
     lines = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
     keys = [(r["prompt_id"], r["sample_index"], r["setting"]) for r in lines]

@@ -48,4 +48,4 @@ def test_bad_options_are_named(tmp_path):
     assert res.exit_code != 0 and "control kind" in res.output
     res = runner.invoke(app, ["train", "--model", str(tmp_path), "--data", str(tmp_path / "none.jsonl"),
                               "--preset", "s2"])
-    assert res.exit_code != 0 and "allowed: s1, tiny" in res.output
+    assert res.exit_code != 0 and "allowed: s1, s1m, tiny" in res.output

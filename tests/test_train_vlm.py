@@ -46,6 +46,11 @@ class ImageOnlyProcessor(Qwen2VLProcessor):
 
 @pytest.fixture(scope="module")
 def processor():
+    return build_processor()
+
+
+def build_processor(processor_class: type = ImageOnlyProcessor):
+    """A tiny Qwen2-VL processor: a BPE tokenizer with Qwen2-VL's special tokens, the PIL image processor."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -55,7 +60,7 @@ def processor():
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                    additional_special_tokens=SPECIALS[1:])
     images = Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=56 * 56 * 4)
-    return ImageOnlyProcessor(image_processor=images, tokenizer=fast, chat_template=TEMPLATE)
+    return processor_class(image_processor=images, tokenizer=fast, chat_template=TEMPLATE)
 
 
 def tiny_qwen2vl(processor):

@@ -83,17 +83,93 @@ def is_vision_model(model: str, trust_remote_code: bool = False) -> bool:
 
 def load_vision_model(model: str, device: str = "auto", dtype: str = "auto",
                       trust_remote_code: bool = False) -> tuple[Any, Any]:
-    """(model, processor) of a vision-language model: `AutoModelForImageTextToText` + `AutoProcessor`."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    """(model, processor) of a vision-language model: `AutoModelForImageTextToText` + `load_processor`."""
+    from transformers import AutoModelForImageTextToText
 
     from s1.backends.loading import resolve_device, resolve_dtype
 
     dev = resolve_device(device)
     try:
-        processor = AutoProcessor.from_pretrained(model, trust_remote_code=trust_remote_code)
+        processor = load_processor(model, trust_remote_code=trust_remote_code)
         net = AutoModelForImageTextToText.from_pretrained(model, dtype=resolve_dtype(dtype, dev),
                                                           trust_remote_code=trust_remote_code)
     except (OSError, ValueError, AttributeError, ImportError) as exc:
-        raise ValueError(f"cannot load vision-language model {model!r}: {exc} (Qwen2-VL processors need "
-                         "torchvision installed)") from exc
+        raise ValueError(f"cannot load vision-language model {model!r}: {exc}") from exc
     return net.to(dev), processor
+
+
+# Qwen2-VL's family: the processor classes whose image-only variant stands in when torchvision is missing
+IMAGE_ONLY_PROCESSORS = {"qwen2_vl": "Qwen2VLProcessor", "qwen2_5_vl": "Qwen2_5_VLProcessor"}
+
+
+def load_processor(model: str, trust_remote_code: bool = False) -> Any:
+    """`AutoProcessor`; where it fails because Qwen2-VL's video processor needs torchvision (not
+    installable beside a CPU-only torch), the same processor without its video half: the tokenizer,
+    the image processor (its PIL backend) and the chat template from the same files. Images work the
+    same; videos are not supported then."""
+    from transformers import AutoProcessor
+
+    try:
+        return AutoProcessor.from_pretrained(model, trust_remote_code=trust_remote_code)
+    except ImportError as exc:
+        if "torchvision" not in str(exc).lower():
+            raise
+        return image_only_processor(model, trust_remote_code=trust_remote_code, cause=exc)
+
+
+def image_only_processor(model: str, trust_remote_code: bool = False, cause: Exception | None = None) -> Any:
+    from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
+
+    model_type = getattr(AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code), "model_type", "")
+    if model_type not in IMAGE_ONLY_PROCESSORS:
+        raise ImportError(f"{model}: the processor needs torchvision ({cause}); an image-only stand-in exists for "
+                          f"{', '.join(IMAGE_ONLY_PROCESSORS)} only") from cause
+    tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
+    images = AutoImageProcessor.from_pretrained(model, trust_remote_code=trust_remote_code)
+    return _image_only_class(IMAGE_ONLY_PROCESSORS[model_type])(
+        image_processor=images, tokenizer=tokenizer, chat_template=_chat_template(model, tokenizer))
+
+
+def _chat_template(model: str, tokenizer: Any) -> str | None:
+    """The processor's chat template (`chat_template.jinja` or `.json` beside the weights), else the
+    tokenizer's."""
+    import json
+
+    for name in ("chat_template.jinja", "chat_template.json"):
+        path = Path(os.path.expanduser(model)) / name
+        if not path.is_file():
+            try:
+                from huggingface_hub import hf_hub_download
+
+                path = Path(hf_hub_download(model, name))
+            except Exception:  # noqa: BLE001 - not on the Hub, offline, or not there: try the next source
+                continue
+        text = path.read_text(encoding="utf-8")
+        return text if name.endswith(".jinja") else json.loads(text).get("chat_template")
+    return getattr(tokenizer, "chat_template", None)
+
+
+_IMAGE_ONLY: dict[str, type] = {}
+
+
+def _image_only_class(name: str) -> type:
+    """A subclass of transformers' processor `name` that accepts no video processor and saves what it has
+    (image processor, tokenizer, chat template), so a checkpoint written with it loads again."""
+    if name not in _IMAGE_ONLY:
+        import transformers
+
+        base = getattr(transformers, name)
+
+        def check_argument_for_proper_class(self: Any, argument_name: str, argument: Any) -> Any:
+            return None if argument is None else base.check_argument_for_proper_class(self, argument_name, argument)
+
+        def save_pretrained(self: Any, save_directory: str | os.PathLike, **kwargs: Any) -> None:
+            self.image_processor.save_pretrained(save_directory)
+            self.tokenizer.save_pretrained(save_directory)
+            if self.chat_template:
+                (Path(save_directory) / "chat_template.jinja").write_text(self.chat_template, encoding="utf-8")
+
+        _IMAGE_ONLY[name] = type(f"ImageOnly{name}", (base,), {
+            "check_argument_for_proper_class": check_argument_for_proper_class, "save_pretrained": save_pretrained,
+            "__doc__": f"{name} without a video processor (torchvision is not installed)."})
+    return _IMAGE_ONLY[name]

@@ -12,11 +12,12 @@ from s1.cli.common import console, fail
 
 
 def train(
-    preset: Annotated[str, typer.Option(help="Hyperparameters: 's1' (the paper's) or 'tiny'. 'tiny' without "
-                                              "--data retrains the embedded model.")] = "tiny",
+    preset: Annotated[str, typer.Option(help="Hyperparameters: 's1' (s1-32B's), 's1m' (S1-M-7B's, with --vision) "
+                                              "or 'tiny'; 'tiny' without --data retrains the tiny model.")] = "tiny",
     output: Annotated[Path, typer.Option(help="Where to save the trained model.")] = Path("tiny-reasoner"),
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimizer steps.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for data, initialisation and order.")] = 0,
+    seed: Annotated[int | None, typer.Option(help="Seed for data, initialisation and order (default: the "
+                                                  "preset's; 42 for s1 / s1m, 0 for tiny).")] = None,
     model: Annotated[str | None, typer.Option(help="Hub id or local path of the model to fine-tune.")] = None,
     data: Annotated[str | None, typer.Option(help="`s1 curate` output, a JSONL / Parquet file with "
                                                   "question/thinking/answer, or a Hub dataset id.")] = None,
@@ -31,7 +32,8 @@ def train(
     system: Annotated[str | None, typer.Option(help="System prompt of every example (default: the chat "
                                                     "template's own, e.g. Qwen's, which s1 trained with).")] = None,
     vision: Annotated[bool, typer.Option(help="Vision-language SFT (Qwen2-VL; JSONL with images).")] = False,
-    freeze_vision: Annotated[str, typer.Option(help="Vision side frozen: none, tower (not merger), all.")] = "tower",
+    freeze_vision: Annotated[str | None, typer.Option(help="Vision side frozen: none, tower (not merger), all "
+                                                          "(default: the preset's; none for s1m).")] = None,
     accelerate_config: Annotated[str | None, typer.Option(
         help="Write the fsdp or zero3 launch config for --model into --output; print the launch line.")] = None,
     nodes: Annotated[int, typer.Option(help="Machines, for --accelerate-config.")] = 1,
@@ -40,7 +42,7 @@ def train(
     """Fine-tune a model on reasoning traces (TRL SFT, loss on the response only), or retrain the tiny model."""
     if max_steps is not None and max_steps < 1:
         fail(f"--max-steps must be >= 1, got {max_steps}")
-    if seed < 0:
+    if seed is not None and seed < 0:
         fail(f"--seed must be >= 0, got {seed}")
     from s1.backends.loading import quiet_hf_logging
 
@@ -68,7 +70,7 @@ def train(
 
         from s1.synthetic.tiny_model import TinyRecipe, train_tiny
 
-        summary = train_tiny(output, replace(TinyRecipe(), seed=seed), max_steps=max_steps, log=log)
+        summary = train_tiny(output, replace(TinyRecipe(), seed=seed or 0), max_steps=max_steps, log=log)
         console.print(f"saved to {output} ({summary['steps']} steps, {summary['train_seconds']}s)")
         return
     if model is None:
@@ -77,7 +79,7 @@ def train(
     from s1.train.lora import LoraOptions
     from s1.train.run import TrainJob, run_text, run_vision
 
-    overrides: dict = {"seed": seed}
+    overrides: dict = {} if seed is None else {"seed": seed}
     if block_size is not None:
         overrides["block_size"] = block_size
     try:

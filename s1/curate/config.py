@@ -100,7 +100,21 @@ def parse_config(data: dict, source: str = "config", out_dir: str | Path | None 
     )
     t.done()
     _check_model_names(cfg)
+    _check_groups(cfg)
     return cfg
+
+
+def _check_groups(cfg: CurateConfig) -> None:
+    """A group is capped and decontaminated by its first source's settings; the others must not differ."""
+    first: dict[str, SourceSpec] = {}
+    for spec in cfg.sources:
+        lead = first.setdefault(spec.group_name, spec)
+        if lead is spec:
+            continue
+        for key in ("limit", "sample", "decontaminate"):
+            if getattr(spec, key) != getattr(lead, key):
+                raise CurateError(f"{cfg.source}: source {spec.name!r} is in group {spec.group_name!r}, whose {key} "
+                                  f"is set by its first source {lead.name!r}; set it there only")
 
 
 def _check_model_names(cfg: CurateConfig) -> None:

@@ -45,7 +45,7 @@ def run_stage(cfg: CurateConfig, stage: str, *, shard: tuple[int, int] = (0, 1),
     if stage == "collect":
         return run_collect(list(cfg.sources), cfg.seed, cfg.out_dir)
     if stage == "decontaminate":
-        return run_decontaminate(cfg.decontaminate, cfg.out_dir)
+        return run_decontaminate(cfg.decontaminate, cfg.out_dir, cfg.sources)
     cfg.need("traces")
     assert cfg.traces is not None
     if stage == "traces":
@@ -82,8 +82,11 @@ def report_lines(stage: str, r: dict[str, Any]) -> list[str]:
         return lines
     if stage == "decontaminate":
         skipped = [k for k, v in r["eval_sets"].items() if "skipped" in v]
-        lines = [f"decontaminate: {r['input']} -> {r['kept']} ({r['contaminated']} contaminated, "
-                 f"{r['duplicates']} duplicates; {r['ngram']}-grams of {len(r['eval_sets'])} eval sets)"]
+        lines = [f"decontaminate: {r['input']} -> {r['kept']}",
+                 f"  {r['contaminated']} contaminated, {r['near_duplicates']} near-duplicates, {r['duplicates']} "
+                 f"duplicates, {r['sampled_out']} capped",
+                 f"  {r['ngram']}-grams of {len(r['eval_sets'])} eval sets"
+                 + (" and of every earlier source" if r.get("cross_source") else "")]
         if r["by_eval_set"]:
             lines.append("  by eval set: " + ", ".join(f"{k} {v}" for k, v in r["by_eval_set"].items()))
         if skipped:
@@ -104,9 +107,10 @@ def report_lines(stage: str, r: dict[str, Any]) -> list[str]:
     q, d = s["quality"], s["difficulty"]
     lines = [f"select: {r['selected']} of n={r['n']} (seed {r['seed']})",
              f"  quality: {q['input']} -> {q['output']} {q['dropped'] or ''}",
-             f"  seeds: {s['seeds']['selected']}",
              f"  difficulty: {d['input']} -> {d['output']} {d['dropped'] or ''}",
-             f"  diversity: {s['diversity']['selected']} from {len(r['per_domain'])} domains",
+             f"  seeds (hard items by the seed rules): {s['seeds']['selected']}",
+             f"  diversity: {s['diversity']['selected']} from {len(r['per_domain'])} domains; draws "
+             f"{s['diversity']['draws'] or '{}'}",
              "  trace tokens: " + ", ".join(f"{k} {v}" for k, v in r["trace_tokens"].items()),
              "  files: " + ", ".join(r.get("files", []))]
     return lines

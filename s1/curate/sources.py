@@ -6,18 +6,19 @@ template such as ``"{passage}\\n\\n{question}"``; ``{solution[0]}`` indexes a li
 cleans text, and tags each item with `cot_type` and `source_type`. Every row becomes one item of the
 one pool schema::
 
-    {"id", "question", "solution", "cot_type", "source_type", "metadata"}
+    {"id", "question", "solution", "cot_type", "source_type", "metadata", "source", "group"}
 
 `id` is s1's question hash; `metadata` keeps the row's other columns (and the gold `answer`, when a
-column holds it). A row that a filter drops, that lacks a question, or that `limit` leaves out is
-counted by reason, never dropped silently. GPQA-style rows (one correct and three incorrect choices)
-get their choices shuffled by a seed fixed per question, as `s1.tasks` does for evaluation.
+column holds it); `source` is the source's name and `group` the dataset it is decontaminated and capped
+with (`s1.curate.decontaminate`, which also applies `limit`, after decontamination as s1 does). A row
+that a filter drops, that lacks a question, or that `include` / `exclude` rule out is counted by
+reason, never dropped silently. GPQA-style rows (one correct and three incorrect choices) get their
+choices shuffled by a seed fixed per question, as `s1.tasks` does for evaluation.
 """
 
 from __future__ import annotations
 
 import math
-import random
 import re
 import string
 from collections import Counter
@@ -25,10 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from s1.curate.io import CurateError, Row, normalize, question_hash
+from s1.curate.io import CurateError, Row, question_hash
+from s1.curate.subsample import Sample
 from s1.curate.table import Table
 
-POOL_FIELDS: tuple[str, ...] = ("id", "question", "solution", "cot_type", "source_type", "metadata")
+POOL_FIELDS: tuple[str, ...] = ("id", "question", "solution", "cot_type", "source_type", "metadata", "source",
+                                 "group")
 FILTER_OPS: tuple[str, ...] = ("equals", "not_equals", "in", "not_in", "null", "min", "max", "matches")
 TRANSFORM_OPS: tuple[str, ...] = ("after", "after_last", "before", "replace", "prefix", "suffix", "strip")
 TEXT_FIELDS: tuple[str, ...] = ("question", "solution", "answer")
@@ -150,23 +153,47 @@ class Choices:
 
 
 @dataclass(frozen=True)
-class Exclude:
-    """Rows whose question also appears in this other dataset are dropped (e.g. GPQA extended - diamond)."""
+class QuestionList:
+    """The questions of another dataset (a column of a Hub dataset or local file), or a JSON list of
+    question strings (`questions`: a path, or a shipped protocol file such as `s1_keep_questions.json`).
+    Sources `exclude` rows whose question is in one (GPQA extended minus diamond) or `include` only rows
+    whose question is in one (s1's NuminaMath subset); the match is exact, as s1's `in` tests are."""
 
-    field: str
+    field: str | None = None
     hub_id: str | None = None
     config: str | None = None
     split: str = "train"
     path: str | None = None
+    questions: str | None = None
 
     @classmethod
-    def from_table(cls, t: Table) -> Exclude:
-        out = cls(field=t.str("field"), hub_id=t.str("hub_id", None), config=t.str("config", None),
-                  split=t.str("split", "train"), path=t.str("path", None))
-        if (out.hub_id is None) == (out.path is None):
-            raise CurateError(f"{t.where}: give exactly one of hub_id or path")
+    def from_table(cls, t: Table) -> QuestionList:
+        out = cls(field=t.str("field", None), hub_id=t.str("hub_id", None), config=t.str("config", None),
+                  split=t.str("split", "train"), path=t.str("path", None), questions=t.str("questions", None))
+        if sum(x is not None for x in (out.hub_id, out.path, out.questions)) != 1:
+            raise CurateError(f"{t.where}: give exactly one of hub_id, path (with field) or questions")
+        if out.questions is None and out.field is None:
+            raise CurateError(f"{t.where}: field (the question column) is required with hub_id or path")
         t.done()
         return out
+
+    def load(self, label: str) -> set[str]:
+        if self.questions is not None:
+            import json
+
+            from s1.curate.protocol import path_of
+
+            try:
+                values = json.loads(path_of(self.questions).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise CurateError(f"{label}: cannot read the question list {self.questions!r} ({exc})") from None
+            return {v for v in values if isinstance(v, str)}
+        rows = read_local(self.path, label) if self.path else load_hub(self.hub_id or "", self.config, self.split, {},
+                                                                        label)
+        return {str(row[self.field]) for row in rows if row.get(self.field) is not None}
+
+
+CONCAT_ORDERS = ("config", "split")
 
 
 @dataclass(frozen=True)
@@ -189,8 +216,13 @@ class SourceSpec:
     filters: tuple[RowFilter, ...] = ()
     transforms: tuple[Transform, ...] = ()
     choices: Choices | None = None
-    exclude: tuple[Exclude, ...] = ()
+    exclude: tuple[QuestionList, ...] = ()
+    include: tuple[QuestionList, ...] = ()
     limit: int | None = None
+    sample: Sample = field(default_factory=Sample)
+    group: str | None = None
+    decontaminate: bool = True
+    concat: str = "config"
     metadata: tuple[str, ...] | None = None
 
     @classmethod
@@ -215,9 +247,15 @@ class SourceSpec:
             cot_type_map=dict(cot_map), source_type=t.str("source_type", None),
             filters=tuple(RowFilter.from_table(f) for f in t.tables("filters")),
             transforms=tuple(Transform.from_table(f) for f in t.tables("transforms")),
-            choices=choices, exclude=tuple(Exclude.from_table(f) for f in t.tables("exclude")),
-            limit=t.int("limit", None, minimum=1), metadata=t.strs("metadata", None),
+            choices=choices, exclude=tuple(QuestionList.from_table(f) for f in t.tables("exclude")),
+            include=tuple(QuestionList.from_table(f) for f in t.tables("include")),
+            limit=t.int("limit", None, minimum=1),
+            sample=Sample.from_table(t.table("sample")) if t.has("sample") else Sample(),
+            group=t.str("group", None), decontaminate=t.bool("decontaminate", True),
+            concat=t.str("concat", "config", choices=CONCAT_ORDERS), metadata=t.strs("metadata", None),
         )
+        if spec.sample.method != "first" and spec.limit is None:
+            raise CurateError(f"{t.path('sample')}: a sampling method needs a limit")
         for key in ("question", "solution", "answer", "source_type"):
             _check_template(getattr(spec, key), t.path(key))
         t.done()
@@ -226,6 +264,12 @@ class SourceSpec:
     @property
     def label(self) -> str:
         return f"source {self.name!r}"
+
+    @property
+    def group_name(self) -> str:
+        """Sources of one group are decontaminated, shuffled and capped as one dataset (s1 concatenates
+        e.g. AGIEval's configs, or NuminaMath's subset and its aops_forum rows, before doing so)."""
+        return self.group or self.name
 
     @property
     def origin(self) -> str:
@@ -311,10 +355,12 @@ def load_source_rows(spec: SourceSpec) -> list[Row]:
     """The raw rows of a source: every (config, split) from the Hub, or the local file."""
     if spec.path is not None:
         return read_local(spec.path, spec.label)
+    pairs = [(c, s) for c in spec.configs for s in spec.splits]
+    if spec.concat == "split":  # every config's first split, then every config's second (s1's OlympicArena)
+        pairs = [(c, s) for s in spec.splits for c in spec.configs]
     rows: list[Row] = []
-    for config in spec.configs:
-        for split in spec.splits:
-            rows += load_hub(spec.hub_id or "", config, split, spec.load_kwargs, spec.label)
+    for config, split in pairs:
+        rows += load_hub(spec.hub_id or "", config, split, spec.load_kwargs, spec.label)
     return rows
 
 
@@ -367,30 +413,41 @@ class SourceResult:
 
 
 def build_items(spec: SourceSpec, rows: list[Row], seed: int) -> SourceResult:
-    """Turn a source's raw rows into pool items (filters, exclusion, transforms, choices, limit)."""
+    """Turn a source's raw rows into pool items (filters, inclusion, exclusion, transforms, choices).
+    A source's `limit` is applied later, after decontamination, as s1 does (`s1.curate.subsample`)."""
     result = SourceResult(spec.name, spec.origin, rows=len(rows))
     _check_columns(spec, rows)
-    excluded = _excluded_questions(spec)
+    excluded = _question_set(spec.exclude, spec.label)
+    included = _question_set(spec.include, spec.label) if spec.include else None
     kept: list[Row] = []
     for row in rows:
         failed = next((f for f in spec.filters if not f.keep(row)), None)
         if failed is not None:
             result.dropped[f"filter {failed.field} {failed.op}"] += 1
             continue
+        raw = _raw_question(spec, row)
+        if included is not None and raw not in included:
+            result.dropped["not included"] += 1
+            continue
+        if raw in excluded:
+            result.dropped["excluded"] += 1
+            continue
         built = _item(spec, row, seed)
         if built is None:
             result.dropped["no question"] += 1
-        elif normalize(built[1]) in excluded:
-            result.dropped["excluded"] += 1
         else:
-            kept.append(built[0])
-    if spec.limit is not None and len(kept) > spec.limit:
-        rng = random.Random(f"s1.curate.limit|{seed}|{spec.name}")
-        chosen = sorted(rng.sample(range(len(kept)), spec.limit))
-        result.dropped["limit"] += len(kept) - spec.limit
-        kept = [kept[i] for i in chosen]
+            kept.append({**built[0], "source": spec.name, "group": spec.group_name})
     result.items = kept
     return result
+
+
+def _raw_question(spec: SourceSpec, row: Row) -> str | None:
+    """The question as the dataset holds it (what s1's `in` tests compare): the column's value, or the
+    filled template."""
+    if "{" not in spec.question:
+        value = row.get(spec.question)
+        return None if value is None else str(value)
+    return render(spec.question, row)
 
 
 def _check_columns(spec: SourceSpec, rows: list[Row]) -> None:
@@ -467,15 +524,10 @@ def _shuffle_choices(choices: Choices, row: Row, question: str, solution: str | 
     return formatted, (f"{solution}\n\n{answer_line}" if solution else answer_line), letter
 
 
-def _excluded_questions(spec: SourceSpec) -> set[str]:
+def _question_set(lists: tuple[QuestionList, ...], label: str) -> set[str]:
     out: set[str] = set()
-    for ex in spec.exclude:
-        rows = read_local(ex.path, spec.label) if ex.path else load_hub(ex.hub_id or "", ex.config, ex.split, {},
-                                                                          spec.label)
-        for row in rows:
-            text = _text(row.get(ex.field))
-            if text:
-                out.add(normalize(text))
+    for q in lists:
+        out |= q.load(label)
     return out
 
 

@@ -73,14 +73,16 @@ def load_training_records(source: str, split: str = "train") -> list[dict[str, s
 
 
 def build_rows(records: list[dict[str, str]], tokenizer: Any, fmt: ReasoningFormat,
-               control: ControlSpec | None = None, system: str | None = None) -> list[dict[str, str]]:
-    """Prompt/completion rows in a reasoning format, optionally with token- / step-conditional control."""
+               control: ControlSpec | None = None, system: str | None = None,
+               layout: str = "completion") -> list[dict[str, str]]:
+    """Prompt/completion rows in a reasoning format and layout (`s1.train.sft`), optionally with token- /
+    step-conditional control."""
     rows = []
     for n, record in enumerate(records):
         if control is not None:
             record = apply_control(record, control, tokenizer)
         try:
-            rows.append(to_prompt_completion(record, tokenizer, fmt, system=system))
+            rows.append(to_prompt_completion(record, tokenizer, fmt, system=system, layout=layout))
         except ValueError as exc:
             raise ValueError(f"training record {n}: {exc}") from None
     return rows

@@ -15,12 +15,16 @@ RESERVED_PADS = ("<|fim_pad|>", "<|finetune_right_pad_id|>", "<|pad|>", "<pad>",
 NEW_PAD = "<|pad|>"
 
 
-def ensure_pad_token(tokenizer: Any, model: Any = None) -> str:
-    """Give `tokenizer` a pad token distinct from EOS (and tell `model`); returns the pad token."""
+def ensure_pad_token(tokenizer: Any, model: Any = None, prefer: str | None = None) -> str:
+    """Give `tokenizer` a pad token distinct from EOS (and tell `model`); returns the pad token. `prefer`
+    (a recipe's own, e.g. s1's `<|fim_pad|>` for Qwen) is taken when the vocabulary has it."""
     eos_id = tokenizer.eos_token_id
     if eos_id is None:
         raise ValueError("the tokenizer has no eos_token; set one (the end of the assistant turn) before training")
-    if tokenizer.pad_token_id is None or tokenizer.pad_token_id == eos_id:
+    vocab_ids = tokenizer.get_vocab() if prefer is not None else {}
+    if prefer is not None and prefer in vocab_ids and vocab_ids[prefer] != eos_id:
+        tokenizer.pad_token = prefer
+    elif tokenizer.pad_token_id is None or tokenizer.pad_token_id == eos_id:
         vocab = tokenizer.get_vocab()
         choice = next((t for t in RESERVED_PADS if t in vocab and vocab[t] != eos_id), None)
         if choice is None:

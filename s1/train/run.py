@@ -36,7 +36,7 @@ class TrainJob:
     overflow: str = "truncate"
     system: str | None = None
     vision: bool = False
-    freeze_vision: str = "tower"
+    freeze_vision: str | None = None  # None: the preset's (s1m: none, as S1-M trained; else tower)
     logging_steps: int = 10
     preset_overrides: dict[str, Any] = field(default_factory=dict)
     trainer_overrides: dict[str, Any] = field(default_factory=dict)
@@ -61,6 +61,8 @@ def run_text(job: TrainJob, log: Any = print) -> dict[str, Any]:
     from s1.train.sft import sft_config, train_sft
 
     preset = job.resolved_preset()
+    if preset.name == "s1m":
+        raise ValueError("--preset s1m is S1-M-7B's recipe for Qwen2-VL: add --vision (image records)")
     out = Path(job.output)
     # built before the model loads: under ZeRO-3 its DeepSpeed config makes from_pretrained partition weights
     args = sft_config(preset, str(out / "_trainer"), max_steps=job.max_steps, logging_steps=job.logging_steps,
@@ -72,12 +74,13 @@ def run_text(job: TrainJob, log: Any = print) -> dict[str, Any]:
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError(f"{job.model}: the tokenizer has no chat template, and training builds prompts with it "
                          "(as inference does); use an instruct model or set tokenizer.chat_template first")
-    pad = ensure_pad_token(tokenizer)
+    pad = ensure_pad_token(tokenizer, prefer=preset.pad_token)
     fmt = training_format(job.format, tokenizer, log)
     # the data before the weights: a bad record fails in seconds, not after loading a 32B model
-    rows = build_rows(load_training_records(job.data), tokenizer, fmt, control=job.control, system=job.system)
+    rows = build_rows(load_training_records(job.data), tokenizer, fmt, control=job.control, system=job.system,
+                      layout=preset.layout)
     rows, report = apply_overflow(rows, tokenizer, preset.block_size, job.overflow)
-    log(f"data: {report.describe()}; format {fmt.name}; pad token {pad!r}")
+    log(f"data: {report.describe()}; format {fmt.name}, layout {preset.layout}; pad token {pad!r}")
     load_kwargs: dict[str, Any] = {"dtype": _dtype(preset)}
     if job.lora is not None and job.lora.qlora:
         load_kwargs.update(qlora_load_kwargs())
@@ -139,8 +142,9 @@ def save_checkpoint(trainer: Any, tokenizer: Any, out: Path, job: TrainJob) -> N
 
 def run_vision(job: TrainJob, log: Any = print) -> dict[str, Any]:
     """Fine-tune a Qwen2-VL-family model on image records (`s1.train.vlm`)."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoModelForImageTextToText
 
+    from s1.backends.images import load_processor
     from s1.forcing.formats import PRESETS, get_format
     from s1.train.lora import vlm_peft_config
     from s1.train.padding import ensure_pad_token
@@ -155,26 +159,28 @@ def run_vision(job: TrainJob, log: Any = print) -> dict[str, Any]:
     args = vlm_training_args(preset, str(out / "_trainer"), max_steps=job.max_steps, logging_steps=job.logging_steps,
                              **job.trainer_overrides)  # before loading, as in run_text (ZeRO-3)
     try:
-        processor = AutoProcessor.from_pretrained(job.model)
-    except (OSError, ImportError) as exc:
-        raise ValueError(f"cannot load the processor of {job.model!r}: {exc} (Qwen2-VL's needs torchvision)") from exc
-    pad = ensure_pad_token(processor.tokenizer)
+        processor = load_processor(job.model)
+    except (OSError, ImportError, ValueError) as exc:
+        raise ValueError(f"cannot load the processor of {job.model!r}: {exc}") from exc
+    pad = ensure_pad_token(processor.tokenizer, prefer=preset.pad_token)
     fmt = PRESETS["s1m"] if job.format == "auto" else get_format(job.format)
-    examples = [vlm_example(r, processor, fmt, system=job.system) for r in load_vlm_records(job.data)]
+    freeze = job.freeze_vision or preset.freeze_vision
+    examples = [vlm_example(r, processor, fmt, system=job.system, layout=preset.layout)
+                for r in load_vlm_records(job.data)]
     over = count_over_block(examples, processor, preset.block_size)  # also opens every image once: fails early
     log(f"data: {len(examples)} image examples, {over} exceed the block size {preset.block_size} (their responses "
-        f"are cut at the end); format {fmt.name}; pad token {pad!r}; vision frozen: {job.freeze_vision}")
+        f"are cut at the end); format {fmt.name}, layout {preset.layout}; pad token {pad!r}; vision frozen: {freeze}")
     try:
         model = AutoModelForImageTextToText.from_pretrained(job.model, dtype=_dtype(preset))
     except OSError as exc:
         raise ValueError(f"cannot load model {job.model!r}: {exc}") from exc
     ensure_pad_token(processor.tokenizer, model)
-    trainer = train_vlm(model, processor, examples, preset, str(out / "_trainer"), freeze=job.freeze_vision,
+    trainer = train_vlm(model, processor, examples, preset, str(out / "_trainer"), freeze=freeze,
                         args=args, peft_config=vlm_peft_config(job.lora) if job.lora is not None else None)
     save_checkpoint(trainer, processor, out, job)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     summary = {"model": job.model, "data": job.data, "format": fmt.name, "preset": asdict(preset),
-               "lora": asdict(job.lora) if job.lora else None, "freeze_vision": job.freeze_vision,
+               "lora": asdict(job.lora) if job.lora else None, "freeze_vision": freeze,
                "over_block": over, "steps": trainer.state.global_step, "losses": losses}
     if trainer.is_world_process_zero():
         (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))

@@ -1,12 +1,14 @@
 """Vision-language SFT (Qwen2-VL / Qwen2.5-VL, S1-M's setup): image + prompt + response records.
 
 The prompt is the processor's chat template with one image slot per image, ending in the format's
-thinking opener, exactly as inference builds it. The collator runs the processor on the prompt *with
-its images*, so `<|image_pad|>` is already expanded to one token per merged patch when the prompt's
-length is taken; the response's tokens follow. Labels are -100 on the whole expanded prompt and on
-padding, the response tokens otherwise. (S1-M took the prompt length before expansion, so its mask
-was short by the image tokens and the loss covered part of the prompt.) Tokenising prompt and
-response separately also matches inference, which continues from the tokenised prompt.
+thinking opener as inference builds it (`completion` layout), or the opener starts the response and
+is learnt with it (`chat` layout: S1-M's, whose responses begin with `<think>`). The collator runs the
+processor on the prompt *with its images*, so `<|image_pad|>` is already expanded to one token per
+merged patch when the prompt's length is taken; the response's tokens follow. Labels are -100 on
+the whole expanded prompt and on padding, the response tokens otherwise. (S1-M took the prompt
+length before expansion, so its mask was short by the image tokens and the loss covered part of the
+prompt; it also trained on right padding.) Tokenising prompt and response separately also matches
+inference, which continues from the tokenised prompt.
 """
 
 from __future__ import annotations
@@ -64,21 +66,26 @@ def load_vlm_records(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
-def vlm_example(record: dict[str, Any], processor: Any, fmt: ReasoningFormat, system: str | None = None) -> dict:
-    """Prompt text (chat template, image slots, thinking opener), completion text, and the images (paths
-    stay paths: the collator opens them, so a large image set is never all in memory)."""
+def vlm_example(record: dict[str, Any], processor: Any, fmt: ReasoningFormat, system: str | None = None,
+                layout: str = "completion") -> dict:
+    """Prompt text (chat template, image slots), completion text, and the images (paths stay paths: the
+    collator opens them, so a large image set is never all in memory). The thinking opener ends the
+    prompt (`completion` layout, as inference builds it) or opens the completion, so it is learnt
+    (`chat` layout: S1-M's responses start with it and its loss covers the whole response)."""
     content = [{"type": "image"} for _ in record["images"]] + [{"type": "text", "text": record["question"]}]
     messages: list[dict[str, Any]] = [{"role": "user", "content": content}]
     if system is not None:
         messages.insert(0, {"role": "system", "content": [{"type": "text", "text": system}]})
-    prompt = fmt.ensure_open(processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+    prompt = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     eos = processor.tokenizer.eos_token or ""
     if "response" in record:
         response = record["response"]
         response = response[len(fmt.think_open):] if response.startswith(fmt.think_open) else response
     else:
         response = record["thinking"].rstrip("\n") + "\n" + fmt.think_close + record["answer"]
-    return {"prompt": prompt, "completion": response + eos, "images": list(record["images"])}
+    if layout == "chat":
+        return {"prompt": prompt, "completion": fmt.think_open + response + eos, "images": list(record["images"])}
+    return {"prompt": fmt.ensure_open(prompt), "completion": response + eos, "images": list(record["images"])}
 
 
 def open_images(images: list[Any]) -> list[Any]:
@@ -202,6 +209,8 @@ def train_vlm(model: Any, processor: Any, examples: list[dict[str, Any]], preset
     train LoRA adapters (`s1.train.lora.vlm_peft_config`) instead; `trainer.model` is then a PEFT model."""
     from transformers import Trainer
 
+    from s1.train.warmup import make_trainer
+
     if not examples:
         raise ValueError("no training examples")
     freeze_vision(model, freeze)
@@ -213,8 +222,8 @@ def train_vlm(model: Any, processor: Any, examples: list[dict[str, Any]], preset
         if args.activation_checkpointing:  # frozen embeddings: checkpointed layers need inputs that want grads
             model.enable_input_require_grads()
         model = get_peft_model(model, peft_config)
-    trainer = Trainer(model=model, args=args, train_dataset=_ListDataset(examples),
-                      data_collator=VLMCollator(processor, max_length=preset.block_size))
+    trainer = make_trainer(Trainer, preset, model=model, args=args, train_dataset=_ListDataset(examples),
+                           data_collator=VLMCollator(processor, max_length=preset.block_size))
     trainer.train()
     return trainer
 
