@@ -14,6 +14,7 @@ model and a 32B model each working with no extra flag.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from s1.forcing.policy import AUTO, Budget
 
@@ -36,6 +37,14 @@ def sweep_budgets(context_length: int | None) -> tuple[Budget, ...]:
         out.append(b)
         b *= 2
     return (*out, AUTO)
+
+
+def run_defaults(context_length: int | None) -> dict[str, Any]:
+    """What `s1 eval` / `s1 generate` use for every option left open (when no protocol preset fills it)."""
+    return {"budgets": sweep_budgets(context_length), "num_ignore": DEFAULT_NUM_IGNORE,
+            "max_answer_tokens": answer_tokens(context_length), "ignore_strings": None, "temperature": 0.0,
+            "top_p": 1.0, "repetition_penalty": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0,
+            "min_tokens_after_ignore": 0}
 
 
 def effort_budgets(context_length: int | None) -> dict[str, int]:

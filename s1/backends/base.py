@@ -14,10 +14,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from s1.forcing.binding import BoundFormat, bind_engine_format, check_engine_args
+from s1.forcing.binding import BoundFormat, bind_engine_format, bind_format, check_engine_args
 from s1.forcing.formats import ReasoningFormat
 from s1.forcing.machine import ForcingTokens
-from s1.forcing.policy import BudgetPolicy, PolicyError
+from s1.forcing.policy import AUTO, BudgetPolicy, PolicyError
+from s1.forcing.protocols import S1_MAX_GEN_TOKS, get_protocol, s1_auto_budget
 from s1.forcing.request import Branch, Request
 from s1.forcing.rounds import RoundStops
 from s1.forcing.sequence import Sequence, failed_record, open_sequence, record, text_prompt, thinking_budget
@@ -58,10 +59,37 @@ class Backend(ABC):
         """`policy`'s thinking budget for a prompt of `prompt_tokens` tokens ("auto" resolved)."""
         return thinking_budget(policy, self.forcing_tokens(policy), self.context_length, prompt_tokens)
 
+    def resolve_protocol(self, requests: list[Request], policy: BudgetPolicy) -> BudgetPolicy:
+        """`policy` with s1's `auto` budget computed as the s1 repo computes it over a batch: from the longest
+        prompt of `requests` (before the opener) and this model's context (`s1_auto_budget`). Other
+        policies come back as they are."""
+        if policy.protocol != "s1" or policy.max_thinking_tokens != AUTO:
+            return policy
+        fmt = self.format_of(policy)
+        start = len(self.encode(fmt.think_open))
+        lengths = [n for n in self.prompt_tokens(requests, policy) if n is not None]
+        if not lengths:
+            raise PolicyError("s1's auto budget needs the prompts' token counts (no tokenizer here); give an integer")
+        context = self.context_length or S1_MAX_GEN_TOKS
+        budget = s1_auto_budget(max(lengths) - start, start, len(self.encode(fmt.cap.lstrip("\n"))),
+                                min(S1_MAX_GEN_TOKS, context))
+        if budget < 1:
+            raise PolicyError(f"s1's auto budget leaves {budget} thinking tokens after the longest prompt "
+                              f"({max(lengths) - start} tokens) of a {context}-token context; give an integer budget")
+        return policy.replace(max_thinking_tokens=budget)
+
     @abstractmethod
-    def prompt_tokens(self, requests: list[Request]) -> list[int | None]:
-        """Each request's prompt length in tokens as this backend renders it (None where it cannot tell
-        without running it, e.g. an image prompt), for checking settings before generating."""
+    def encode(self, text: str) -> list[int]:
+        """`text`'s token ids in this model's tokenizer (no special tokens added)."""
+
+    def format_of(self, policy: BudgetPolicy) -> ReasoningFormat:
+        """The strings a policy forces: its protocol's (`s1.forcing.protocols`), else the backend's format."""
+        return get_protocol(policy.protocol).format if policy.protocol else self.format
+
+    @abstractmethod
+    def prompt_tokens(self, requests: list[Request], policy: BudgetPolicy | None = None) -> list[int | None]:
+        """Each request's prompt length in tokens as this backend renders it for `policy` (None where it
+        cannot tell without running it, e.g. an image prompt), for checking settings before generating."""
 
     @contextmanager
     def retain_prefixes(self) -> Iterator[None]:
@@ -104,6 +132,8 @@ class EngineBackend(Backend):
         self.tokenizer = tokenizer
         self.format, self.binding, self.single_pass = bind_engine_format(format, tokenizer, gen_eos, mode)
         self.bound = BoundFormat(self.binding, tokenizer)
+        self._eos = self.binding.eos_ids
+        self._bound_formats: dict[ReasoningFormat, BoundFormat] = {self.format: self.bound}
         self.text = TokenizerText(tokenizer)
         self.stops = RoundStops(think=self.binding.stop_strings)
         self.mode, self.batch_size, self.context_length = mode, batch_size, context_length
@@ -115,11 +145,24 @@ class EngineBackend(Backend):
         return f"{self.name}:{'single' if self.single_pass else 'multi'}"
 
     def forcing_tokens(self, policy: BudgetPolicy) -> ForcingTokens:
-        return self.bound.forcing_tokens(policy)
+        return self.bound_format(self.format_of(policy)).forcing_tokens(policy)
+
+    def encode(self, text: str) -> list[int]:
+        return self.text.encode(text)
+
+    def bound_format(self, fmt: ReasoningFormat) -> BoundFormat:
+        """`fmt` bound to this tokenizer (a protocol's strings; bound once)."""
+        if fmt not in self._bound_formats:
+            self._bound_formats[fmt] = BoundFormat(bind_format(fmt, self.tokenizer, set(self._eos)), self.tokenizer)
+        return self._bound_formats[fmt]
 
     # -- generate ------------------------------------------------------------------------------------
     def generate(self, requests: list[Request], policy: BudgetPolicy | None = None) -> list[Generation]:
         policy = policy or BudgetPolicy()
+        try:
+            policy = self.resolve_protocol([r for r in requests if r.policy is None], policy)
+        except PolicyError as exc:
+            return [failed_record(r, r.policy or policy, str(exc), self.name) for r in requests]
         results: list[Generation | None] = [None] * len(requests)
         ready: list[tuple[int, Sequence]] = []
         for i, req in enumerate(requests):
@@ -127,10 +170,18 @@ class EngineBackend(Backend):
                 ready.append((i, self.start(req, req.policy or policy)))
             except (PolicyError, ValueError) as exc:
                 results[i] = failed_record(req, req.policy or policy, str(exc), self.name)
-        run_batch = self._single_pass if self.single_pass else self.run_rounds
         for first in range(0, len(ready), self.batch_size):
-            self.finish_batch(results, ready[first : first + self.batch_size], run_batch)
+            self.finish_batch(results, ready[first : first + self.batch_size], self._run_batch)
         return [r for r in results if r is not None]
+
+    def _run_batch(self, seqs: list[Sequence]) -> None:
+        """A batch in one pass where it can run so; a protocol's sequences always in rounds."""
+        rounds = [s for s in seqs if s.policy.protocol or not self.single_pass]
+        single = [s for s in seqs if not (s.policy.protocol or not self.single_pass)]
+        if single:
+            self._single_pass(single)
+        if rounds:
+            self.run_rounds(rounds)
 
     def finish_batch(self, results: list[Generation | None], batch: list[tuple[int, Sequence]],
                      run_batch: Callable[[list[Sequence]], None]) -> None:
@@ -146,20 +197,23 @@ class EngineBackend(Backend):
         for i, s in batch:
             results[i] = self.record(s)
 
-    def prompt_tokens(self, requests: list[Request]) -> list[int | None]:
-        return [None if r.image_sources() else len(self.render(r).ids) for r in requests]
+    def prompt_tokens(self, requests: list[Request], policy: BudgetPolicy | None = None) -> list[int | None]:
+        fmt = self.format_of(policy) if policy else self.format
+        return [None if r.image_sources() else len(self.render(r, fmt).ids) for r in requests]
 
-    def render(self, req: Request) -> Rendered:
-        """`req`'s prompt: text through the tokenizer's chat template, images through `_render_images`."""
+    def render(self, req: Request, fmt: ReasoningFormat | None = None) -> Rendered:
+        """`req`'s prompt in `fmt` (the backend's format by default): text through the tokenizer's chat
+        template, images through `_render_images`."""
+        fmt = fmt or self.format
         if req.image_sources():
-            return self._render_images(req)
-        prompt, ids = run(text_prompt(req, self.format), self.text)
+            return self._render_images(req, fmt)
+        prompt, ids = run(text_prompt(req, fmt), self.text)
         return Rendered(prompt, ids)
 
     def start(self, req: Request, policy: BudgetPolicy, rendered: Rendered | None = None) -> Sequence:
         """A sequence for `req` (its prompt already `rendered`, or rendered now): budget, context check,
         machine, and this engine's state for it."""
-        r = rendered or self.render(req)
+        r = rendered or self.render(req, self.format_of(policy))
         return open_sequence(req, policy, self.forcing_tokens(policy), self.context_length, r.prompt, r.ids,
                              kind=self.sequence_kind, meta=dict(r.meta), **r.state, **self._sequence_state(req, policy))
 
@@ -171,7 +225,7 @@ class EngineBackend(Backend):
         return seq
 
     def record(self, seq: Sequence) -> Generation:
-        return run(record(seq, self.format, self.label), self.text)
+        return run(record(seq, self.format_of(seq.policy), self.label), self.text)
 
     # -- what each engine provides ------------------------------------------------------------------------
     sequence_kind: type[Sequence] = Sequence
@@ -180,7 +234,7 @@ class EngineBackend(Backend):
         """Engine state a new sequence starts with (samplers, request keys)."""
         return {}
 
-    def _render_images(self, req: Request) -> Rendered:
+    def _render_images(self, req: Request, fmt: ReasoningFormat) -> Rendered:
         raise ValueError(f"request {req.id!r} has images, but the {self.name} backend cannot take them")
 
     @abstractmethod

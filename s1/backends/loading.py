@@ -58,8 +58,10 @@ def split_gguf(model: str, gguf_file: str | None) -> tuple[str, str | None]:
 
 
 def load_hf(model: str, *, gguf_file: str | None = None, device: str = "auto", dtype: str = "auto",
-            trust_remote_code: bool = False) -> tuple[Any, Any]:
-    """Load (model, tokenizer). Local paths work offline; Hub ids need a connected machine."""
+            trust_remote_code: bool = False, tokenizer: str | None = None) -> tuple[Any, Any]:
+    """Load (model, tokenizer). Local paths work offline; Hub ids need a connected machine. `tokenizer`
+    loads the tokenizer (and its chat template) from another repository, as s1's commands run s1-32B with
+    Qwen2.5-32B-Instruct's."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model, gguf_file = split_gguf(model, gguf_file)
@@ -72,7 +74,8 @@ def load_hf(model: str, *, gguf_file: str | None = None, device: str = "auto", d
     if gguf_file:
         kw["gguf_file"] = gguf_file
     try:
-        tok = AutoTokenizer.from_pretrained(model, **kw)
+        tok = AutoTokenizer.from_pretrained(os.path.expanduser(tokenizer) if tokenizer else model,
+                                            **({"trust_remote_code": trust_remote_code} if tokenizer else kw))
         net = AutoModelForCausalLM.from_pretrained(model, dtype=resolve_dtype(dtype, dev), **kw)
     except OSError as exc:
         raise ValueError(f"cannot load model {model!r}: {exc}") from exc

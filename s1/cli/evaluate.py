@@ -20,6 +20,7 @@ from s1.cli.common import (
     report_run,
 )
 from s1.cli.options import EngineOptions, engine_options
+from s1.cli.presets import parse_answer_cap, resolve
 
 RETRY = "rerun the same command to retry them (with --output, add --resume)"
 
@@ -32,15 +33,22 @@ def eval_(
     budgets: Annotated[str | None, typer.Option(
         help="Thinking caps to sweep, e.g. 512,1024,auto (default: powers of two from the model's context / 128 "
              "to context / 4, then auto).")] = None,
-    num_ignore: Annotated[str, typer.Option(help="num_ignore values to sweep, e.g. 0,1,2.")] = ",".join(
-        str(k) for k in defaults.DEFAULT_NUM_IGNORE),
-    ignore_str: Annotated[list[str] | None, typer.Option(help="Ignore string (repeatable: cycles).")] = None,
+    num_ignore: Annotated[str | None, typer.Option(help="num_ignore values to sweep (default: 0,1,2).")] = None,
+    ignore_str: Annotated[list[str] | None, typer.Option(
+        help="Ignore string (repeatable: cycles; '' ignores the end with no string).")] = None,
     min_thinking_tokens: Annotated[int, typer.Option(help="Minimum thinking tokens.")] = 0,
-    max_answer_tokens: Annotated[int | None, typer.Option(
-        help="Answer cap in tokens (default: the model's context / 32, at most 1024).")] = None,
+    min_tokens_after_ignore: Annotated[int | None, typer.Option(
+        help="Sampled tokens after each ignore before thinking may end again (s1: 1).")] = None,
+    max_answer_tokens: Annotated[str | None, typer.Option(
+        help="Answer cap in tokens, or 'rest' (default: the model's context / 32, at most 1024).")] = None,
     samples: Annotated[int, typer.Option(help="Samples per item (needs --temperature > 0).")] = 1,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 0.0,
-    top_p: Annotated[float, typer.Option(help="Top-p.")] = 1.0,
+    temperature: Annotated[float | None, typer.Option(help="Sampling temperature (default 0: greedy).")] = None,
+    top_p: Annotated[float | None, typer.Option(help="Top-p (default 1).")] = None,
+    repetition_penalty: Annotated[float | None, typer.Option(help="Repetition penalty (default 1: off).")] = None,
+    presence_penalty: Annotated[float | None, typer.Option(help="Presence penalty (default 0).")] = None,
+    frequency_penalty: Annotated[float | None, typer.Option(help="Frequency penalty (default 0).")] = None,
+    protocol: Annotated[str | None, typer.Option(
+        help="Reproduce a paper's protocol: s1 or s1m (see docs/protocols.md); explicit options override it.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for sampling and GPQA choice order.")] = 0,
     control: Annotated[str | None, typer.Option(
         help="Conditional-control prompt: tokens=N, steps=N, class=long or class=short.")] = None,
@@ -71,16 +79,25 @@ def eval_(
 
     quiet_hf_logging()
 
+    try:
+        given = dict(budgets=parse_budgets(budgets) if budgets else None,
+                     num_ignore=parse_ints(num_ignore, "num_ignore") if num_ignore else None,
+                     ignore_strings=tuple(ignore_str) if ignore_str else None,
+                     max_answer_tokens=parse_answer_cap(max_answer_tokens), temperature=temperature, top_p=top_p,
+                     repetition_penalty=repetition_penalty, presence_penalty=presence_penalty,
+                     frequency_penalty=frequency_penalty, min_tokens_after_ignore=min_tokens_after_ignore)
+        preset = resolve(protocol, given, {}, engine)
+    except ValueError as exc:
+        fail(str(exc))
+    engine = preset.engine
+
     def configure(context: int | None) -> EvalConfig:
+        v = resolve(protocol, given, defaults.run_defaults(context), engine).values
+        fmt = engine.format if isinstance(engine.format, str) else engine.format.name
         return EvalConfig(
             model=engine.model, backend=engine.backend, tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
-            data_dir=data_dir, limit=limit,
-            budgets=parse_budgets(budgets) if budgets else defaults.sweep_budgets(context),
-            num_ignore=parse_ints(num_ignore, "num_ignore"),
-            ignore_strings=tuple(ignore_str) if ignore_str else None, min_thinking_tokens=min_thinking_tokens,
-            max_answer_tokens=max_answer_tokens or defaults.answer_tokens(context), samples=samples,
-            temperature=temperature, top_p=top_p, seed=seed, control=control, format=engine.format, system=system,
-        )
+            data_dir=data_dir, limit=limit, min_thinking_tokens=min_thinking_tokens, samples=samples, seed=seed,
+            control=control, format=fmt, system=system, protocol=protocol, protocol_overrides=preset.overrides, **v)
 
     config, items, probed = plan_run(engine, configure)
     run_dir, resuming = pick_run_dir(output, resume, manifest_for(config, items), run_dir_default(config))

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from s1.forcing.formats import PRESETS
+from s1.forcing.formats import PRESETS, ReasoningFormat
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class EngineOptions:
     model: str | None = None
     backend: str = "hf"
     gguf_file: str | None = None
-    format: str = "auto"
+    format: str | ReasoningFormat = "auto"  # a protocol preset sets its own strings
     device: str = "auto"
     dtype: str = "auto"
     batch_size: int = 16
@@ -43,7 +43,7 @@ class EngineOptions:
 
     VLLM_ONLY = ("tensor_parallel_size", "data_parallel_size", "max_model_len", "gpu_memory_utilization",
                  "max_num_seqs", "enable_prefix_caching")
-    OPENAI_ONLY = ("base_url", "api_key", "tokenizer", "concurrency")
+    OPENAI_ONLY = ("base_url", "api_key", "concurrency")
 
     def check(self) -> None:
         """Options of one backend given to another are an error naming the option and the backend."""
@@ -82,7 +82,8 @@ class EngineOptions:
         if self.backend == "openai":
             return load_backend(self.model, backend="openai", base_url=self.base_url, api_key=self.api_key,
                                 tokenizer=self.tokenizer, concurrency=self.concurrency, format=self.format)
-        common = dict(format=self.format, batch_size=self.batch_size, **extra)
+        common = dict(format=self.format, batch_size=self.batch_size,
+                      tokenizer=None if self.tokenizer == "auto" else self.tokenizer, **extra)
         if self.backend == "vllm":
             os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # vLLM logs to stdout; keep --json clean
             options = {n: getattr(self, n) for n in self.VLLM_ONLY}
@@ -103,7 +104,8 @@ _HELP = {
     "batch_size": (int, "Sequences per batch."),
     "base_url": (str | None, "--backend openai: API base, e.g. http://localhost:8000/v1."),
     "api_key": (str | None, "--backend openai: bearer token (env OPENAI_API_KEY)."),
-    "tokenizer": (str, "--backend openai: auto, server (/tokenize), none (usage counts) or a local tokenizer path."),
+    "tokenizer": (str, "The tokenizer (and chat template) to run with: a Hub id or path (s1-32B ran with "
+                       "Qwen2.5-32B-Instruct's). --backend openai: also server (/tokenize) or none (usage counts)."),
     "concurrency": (int, "--backend openai: samples in flight."),
     "tensor_parallel_size": (int, "--backend vllm: tensor-parallel GPUs."),
     "data_parallel_size": (int, "--backend vllm: data-parallel ranks (one process each)."),

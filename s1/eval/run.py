@@ -23,6 +23,9 @@ from s1.records import RecordKey, SampleRecord
 from s1.tasks import Control, TaskItem, build_prompt, check_scope, get_task
 from s1.tasks.mathvista_images import item_categories, item_images
 
+LATER_FIELDS = frozenset({"repetition_penalty", "presence_penalty", "frequency_penalty", "min_tokens_after_ignore",
+                          "protocol", "protocol_overrides"})
+
 
 @dataclass(frozen=True)
 class EvalConfig:
@@ -37,7 +40,7 @@ class EvalConfig:
     num_ignore: tuple[int, ...] = (0,)
     ignore_strings: tuple[str, ...] | None = None
     min_thinking_tokens: int = 0
-    max_answer_tokens: int = 1024
+    max_answer_tokens: int | str = 1024
     samples: int = 1
     temperature: float = 0.0
     top_p: float = 1.0
@@ -46,6 +49,12 @@ class EvalConfig:
     format: str = "auto"
     system: str | None = None
     grader_timeout: float = 5.0
+    repetition_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    min_tokens_after_ignore: int = 0
+    protocol: str | None = None  # a reference's protocol (`s1.forcing.protocols`): its own round loop
+    protocol_overrides: tuple[str, ...] = ()  # settings given explicitly over the protocol's
 
     def __post_init__(self) -> None:
         check_scope(self.tasks, self.limit)
@@ -66,18 +75,25 @@ class EvalConfig:
 
     def settings(self) -> list[BudgetPolicy]:
         """One policy per (budget, num_ignore), budgets outermost; labels name them in the run store."""
-        sampling = SamplingSettings(temperature=self.temperature, top_p=self.top_p, seed=self.seed)
+        sampling = SamplingSettings(temperature=self.temperature, top_p=self.top_p, seed=self.seed,
+                                    repetition_penalty=self.repetition_penalty,
+                                    presence_penalty=self.presence_penalty, frequency_penalty=self.frequency_penalty)
         return [
             BudgetPolicy(max_thinking_tokens=b, num_ignore=k, ignore_strings=self.ignore_strings,
                          min_thinking_tokens=self.min_thinking_tokens, max_answer_tokens=self.max_answer_tokens,
-                         thinking=sampling)
+                         min_tokens_after_ignore=self.min_tokens_after_ignore, thinking=sampling,
+                         protocol=self.protocol)
             for b in self.budgets for k in self.num_ignore
         ]
 
     def parameters(self) -> dict[str, Any]:
-        """The result-changing parameters, as the manifest stores them (model/backend/tasks apart)."""
+        """The result-changing parameters, as the manifest stores them (model/backend/tasks apart). Settings
+        added since manifests were first written are recorded when they differ from their default, so a run
+        written before them still resumes."""
         skip = {"model", "backend", "tasks", "seed"}
-        return {k: v for k, v in asdict(self).items() if k not in skip}
+        defaults = EvalConfig.__dataclass_fields__
+        return {k: v for k, v in asdict(self).items()
+                if k not in skip and not (k in LATER_FIELDS and v == defaults[k].default)}
 
 
 @dataclass
@@ -175,27 +191,26 @@ def check_fit(config: EvalConfig, backend: Backend, items: dict[str, list[TaskIt
     """Refuse, before anything is generated, a setting that cannot fit the model's context for every prompt
     (a sweep thinks once at its largest setting, so one impossible budget would fail them all). The
     message names the setting, the context, the longest prompt and the fix."""
-    control = Control.parse(config.control) if config.control else None
-    first = [_requests(item, config, control)[0] for task_items in items.values() for item in task_items]
-    longest = max((n for n in backend.prompt_tokens(first) if n is not None), default=None)
-    if longest is None or backend.context_length is None:
+    if backend.context_length is None:
         return
-    problems = []
-    for policy in config.settings():
-        tokens = backend.forcing_tokens(policy)
-        try:
-            budget = thinking_budget(policy, tokens, backend.context_length, longest)
-            check_fits(policy, tokens, backend.context_length, longest, budget)
-        except PolicyError:
-            reserve = tokens.forced_reserve(policy)
-            room = backend.context_length - longest - policy.max_answer_tokens - reserve
-            wanted = policy.max_thinking_tokens if policy.max_thinking_tokens != AUTO else policy.min_thinking_tokens
-            problems.append(f"{policy.label()} needs {wanted} thinking tokens but the longest prompt ({longest} "
-                            f"tokens) leaves {max(room, 0)} of the {backend.context_length}-token context after the "
-                            f"answer cap ({policy.max_answer_tokens}) and forced strings ({reserve})")
+    control = Control.parse(config.control) if config.control else None
+    problems: dict[str, str] = {}
+    for task_items in items.values():
+        first = [_requests(item, config, control)[0] for item in task_items]
+        for policy, label in zip(resolved_settings(config, backend, task_items, control),
+                                 [p.label() for p in config.settings()], strict=True):
+            longest = max((n for n in backend.prompt_tokens(first, policy) if n is not None), default=None)
+            if longest is None or label in problems:
+                continue
+            tokens = backend.forcing_tokens(policy)
+            try:
+                budget = thinking_budget(policy, tokens, backend.context_length, longest)
+                check_fits(policy, tokens, backend.context_length, longest, budget)
+            except PolicyError as exc:
+                problems[label] = f"{label}: {exc}"
     if problems:
-        raise PolicyError("settings that cannot run on this model: " + "; ".join(problems) + ". Use budgets that "
-                          "fit (or 'auto', which fits each prompt) or a smaller --max-answer-tokens")
+        raise PolicyError("settings that cannot run on this model: " + "; ".join(problems.values()) + ". Use "
+                          "budgets that fit (or 'auto', which fits each prompt) or a smaller --max-answer-tokens")
 
 
 def _requests(item: TaskItem, config: EvalConfig, control: Control | None) -> list[Request]:
@@ -230,33 +245,49 @@ def evaluate(config: EvalConfig, backend: Backend, store: RunStore, items: dict[
     what the store already had) before any work; `on_chunk` each chunk's new samples."""
     check_fit(config, backend, items)
     settings = config.settings()
+    labels = [p.label() for p in settings]
     control = Control.parse(config.control) if config.control else None
     done = store.done_keys(include_failed=not retry_failed)
     work, progress = pending_work(config, items, done)
     if on_start:
         on_start(progress)
-    for start in range(0, len(work), chunk_items):
-        chunk = work[start : start + chunk_items]
-        requests = [r for _, item in chunk for r in _requests(item, config, control)]
-        result = run_sweep(backend, requests, settings)
-        progress.think_seconds += result.think_seconds
-        progress.branch_seconds += result.branch_seconds
-        per_item = config.samples * len(settings)
-        records: list[SampleRecord] = []
-        for n, (task, item) in enumerate(chunk):
-            gens = result.generations[n * per_item : (n + 1) * per_item]
-            categories = item_categories(item)
-            if categories:  # per-category accuracy in reports (MathVista: question / answer type, skills)
-                gens = [replace(g, meta={**g.meta, "categories": categories}) for g in gens]
-            records += grade_records(task, item, gens, config.grader_timeout)
-        fresh = [r for r in records if r.key not in done]
-        store.append(fresh)
-        done.update(r.key for r in fresh)
-        progress.generated += len(fresh)
-        progress.errors += sum(r.generation.error is not None for r in fresh)
-        if on_chunk:
-            on_chunk(len(fresh))
+    for task in items:
+        task_work = [(t, item) for t, item in work if t == task]
+        policies = resolved_settings(config, backend, [item for _, item in task_work], control)
+        for start in range(0, len(task_work), chunk_items):
+            chunk = task_work[start : start + chunk_items]
+            requests = [r for _, item in chunk for r in _requests(item, config, control)]
+            result = run_sweep(backend, requests, policies, labels)
+            progress.think_seconds += result.think_seconds
+            progress.branch_seconds += result.branch_seconds
+            per_item = config.samples * len(settings)
+            records: list[SampleRecord] = []
+            for n, (task_name, item) in enumerate(chunk):
+                gens = result.generations[n * per_item : (n + 1) * per_item]
+                categories = item_categories(item)
+                if categories:  # per-category accuracy in reports (MathVista: question / answer type, skills)
+                    gens = [replace(g, meta={**g.meta, "categories": categories}) for g in gens]
+                records += grade_records(task_name, item, gens, config.grader_timeout)
+            fresh = [r for r in records if r.key not in done]
+            store.append(fresh)
+            done.update(r.key for r in fresh)
+            progress.generated += len(fresh)
+            progress.errors += sum(r.generation.error is not None for r in fresh)
+            if on_chunk:
+                on_chunk(len(fresh))
     return progress
+
+
+def resolved_settings(config: EvalConfig, backend: Backend, task_items: list[TaskItem],
+                      control: Control | None) -> list[BudgetPolicy]:
+    """The sweep's policies for one task. Under `--protocol s1`, `auto` is s1's formula over the longest
+    prompt of the task (the reproducible stand-in for the lm-eval batch it was computed over); the setting
+    keeps its label `think<=auto`."""
+    settings = config.settings()
+    if config.protocol != "s1" or not task_items:
+        return settings
+    requests = [_requests(item, config, control)[0] for item in task_items]
+    return [backend.resolve_protocol(requests, p) for p in settings]
 
 
 def run_dir_default(config: EvalConfig) -> Path:

@@ -61,11 +61,12 @@ class FormatBinding:
     single_pass: bool
     stop_strings: tuple[str, ...]
 
-    def forcing_tokens(self, tokenizer: Any, policy: BudgetPolicy) -> ForcingTokens:
-        ignore_strings = policy.ignore_strings or self.format.ignore_strings
+    def forcing_tokens(self, tokenizer: Any, ignore_strings: tuple[str, ...] | None = None) -> ForcingTokens:
+        """The format's forced strings as `tokenizer`'s ids, with `ignore_strings` (the format's by default)."""
+        ignore_strings = ignore_strings or self.format.ignore_strings
         ignores = tuple(encode(tokenizer, s) for s in ignore_strings)
         for s, ids in zip(ignore_strings, ignores, strict=True):
-            if not ids:
+            if s and not ids:
                 raise ValueError(f"ignore string {s!r} encodes to no tokens")
         end_token = min(self.eos_ids) if self.eos_ids else min(self.answer_stop_ids)
         triggers = set(self.eos_ids) | set(self.think_stop_ids)
@@ -218,4 +219,4 @@ class BoundFormat:
         return self._tokens.get(policy.ignore_strings)
 
     def _make(self, ignore_strings: tuple[str, ...] | None) -> ForcingTokens:
-        return self.binding.forcing_tokens(self.tokenizer, BudgetPolicy(ignore_strings=ignore_strings))
+        return self.binding.forcing_tokens(self.tokenizer, ignore_strings)

@@ -32,10 +32,11 @@ class ChatTokenizer(Protocol):
 class ReasoningFormat:
     """The strings that delimit thinking and answer for one family of reasoning models.
 
-    `think_open` ends the prompt. `think_close` is forced when thinking ends naturally (the model
-    emitted it, or one of `think_stops`); `cap` is forced when the thinking budget runs out, with its
-    leading newline dropped when the text already ends in one. `ignore_strings` are appended, in a
-    cycle, in place of a natural end while ignore rounds remain.
+    `think_open` ends the prompt (unless `open_in_prompt` is False: the prompt then ends where the chat
+    template ends and the model writes the opener itself, as S1-M's client runs). `think_close` is forced
+    when thinking ends naturally (the model emitted it, or one of `think_stops`); `cap` is forced when the
+    thinking budget runs out, with its leading newline dropped when the text already ends in one.
+    `ignore_strings` are appended, in a cycle, in place of a natural end while ignore rounds remain.
     """
 
     name: str
@@ -46,6 +47,7 @@ class ReasoningFormat:
     think_stops: tuple[str, ...] = ()
     answer_stops: tuple[str, ...] = ()
     description: str = field(default="", compare=False)
+    open_in_prompt: bool = True
 
     def __post_init__(self) -> None:
         for name in ("think_open", "think_close", "cap"):
@@ -95,7 +97,7 @@ class ReasoningFormat:
 
     def ensure_open(self, prompt: str) -> str:
         """Append the thinking opener unless the prompt (e.g. a chat template) already ends with it."""
-        if prompt.endswith(self.think_open):
+        if not self.open_in_prompt or prompt.endswith(self.think_open):
             return prompt
         if prompt.rstrip().endswith(self.think_open.rstrip()):
             return prompt.rstrip() + self.think_open[len(self.think_open.rstrip()) :]

@@ -22,6 +22,10 @@ from typing import Any
 
 from s1.records import FinishReason, Kind
 
+REPICK = -2
+"""What `feed` returns when a natural end was ignored with an empty ignore string (s1's "no string"
+ablation): nothing is emitted, and the engine picks again with the ends of thinking masked."""
+
 
 @dataclass(frozen=True)
 class ForcingTokens:
@@ -31,7 +35,7 @@ class ForcingTokens:
         format's stop tokens, EOS).
     closer: the closer's ids, forced on a natural end (its first id is kept if the model sampled it).
     cap_newline / cap_plain: the cap's ids with and without its leading newline.
-    ignores: each ignore string's ids, used in a cycle.
+    ignores: each ignore string's ids, used in a cycle; an empty one (s1's ablation) appends nothing.
     answer_stops: tokens that end the answer; end_token is forced when the answer budget runs out.
     newline_tokens: ids whose text ends with a newline, to pick the cap variant.
     opener_ends_newline: whether the prompt's thinking opener ends with a newline.
@@ -50,14 +54,14 @@ class ForcingTokens:
     def __post_init__(self) -> None:
         if not self.closer or not self.cap_newline or not self.cap_plain:
             raise ValueError("closer and cap must encode to at least one token")
-        if not self.ignores or any(not ids for ids in self.ignores):
-            raise ValueError("every ignore string must encode to at least one token")
+        if not self.ignores:
+            raise ValueError("give at least one ignore string")
         if not self.end_triggers:
             raise ValueError("end_triggers must not be empty")
 
     def forced_reserve(self, policy: Any) -> int:
         """Upper bound on forced tokens one generation can add (for sizing engine limits)."""
-        longest_ignore = max(len(ids) for ids in self.ignores)
+        longest_ignore = max(len(ids) for ids in self.ignores) or 1
         extra_for_min = policy.min_thinking_tokens if policy.min_thinking_mode == "wait" else 0
         return (
             (policy.num_ignore + extra_for_min) * longest_ignore
@@ -113,15 +117,17 @@ class ForcingMachine:
     _ends_newline: bool = True
 
     @classmethod
-    def for_policy(cls, policy: Any, tokens: ForcingTokens, max_thinking: int) -> ForcingMachine:
-        """A machine for one sequence; `max_thinking` is the policy's budget, already resolved."""
+    def for_policy(cls, policy: Any, tokens: ForcingTokens, max_thinking: int,
+                   max_answer: int | None = None) -> ForcingMachine:
+        """A machine for one sequence; `max_thinking` is the policy's budget and `max_answer` its answer cap,
+        already resolved (the answer cap defaults to the policy's, which must then be an integer)."""
         return cls(
             tokens=tokens,
             max_thinking=max_thinking,
             min_thinking=policy.min_thinking_tokens,
             min_mode=policy.min_thinking_mode,
             num_ignore=policy.num_ignore,
-            max_answer=policy.max_answer_tokens,
+            max_answer=int(policy.max_answer_tokens) if max_answer is None else max_answer,
             min_after_ignore=policy.min_tokens_after_ignore,
             _ends_newline=tokens.opener_ends_newline,
         )
@@ -190,7 +196,9 @@ class ForcingMachine:
 
     def feed(self, token: int) -> int:
         """Advance by one step. `token` is the forced token or the sampled proposal; the return value
-        is what the sequence actually gets (a proposal that ends thinking may be replaced)."""
+        is what the sequence actually gets (a proposal that ends thinking may be replaced), or `REPICK`:
+        the end was ignored with an empty string, so nothing is emitted and the engine picks again (the
+        ends are then masked by `banned()`)."""
         if self._queue:
             return self._pop_forced(token)
         if self.phase is Phase.DONE:
@@ -217,7 +225,7 @@ class ForcingMachine:
         if self.phase is not Phase.THINK or self._queue:
             raise RuntimeError("end_thinking() is only valid while thinking with nothing forced")
         first = self._natural_end(None)
-        return [first, *self.take_forced()]
+        return [] if first == REPICK else [first, *self.take_forced()]
 
     def take_forced(self) -> list[int]:
         """Emit every token that is forced right now (round-based callers append forced text between
@@ -229,6 +237,17 @@ class ForcingMachine:
                 break
             out.append(self.feed(token))
         return out
+
+    def settle(self, kinds: list[Kind]) -> None:
+        """Take a protocol loop's account of the tokens it emitted (`s1.forcing.protocols`): their kinds, the
+        counts they imply, and the answer phase once the closer or the cap was forced."""
+        self.kinds[:] = kinds
+        self.thinking_tokens, self.thinking_forced = kinds.count(Kind.THINK), kinds.count(Kind.IGNORE)
+        self.answer_forced = kinds.count(Kind.CLOSE) + kinds.count(Kind.CAP)
+        self.answer_tokens = kinds.count(Kind.ANSWER)
+        self.cap_hit = self.cap_hit or Kind.CAP in kinds
+        if kinds and kinds[-1] in (Kind.CLOSE, Kind.CAP):
+            self.phase = Phase.ANSWER
 
     def finish(self, reason: FinishReason | str) -> None:
         """End the generation (an answer stop, the answer budget, or an engine limit)."""
@@ -249,6 +268,8 @@ class ForcingMachine:
             ids = self.tokens.ignores[self.ignores_applied % len(self.tokens.ignores)]
             self.ignores_applied += 1
             self._since_ignore = 0
+            if not ids:
+                return REPICK
             self._enqueue(ids, Kind.IGNORE)
             return self._pop_forced(ids[0])
         closer = self.tokens.closer

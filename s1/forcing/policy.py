@@ -12,7 +12,9 @@ from typing import Any, Literal
 from s1.records import Setting
 
 AUTO = "auto"
+REST = "rest"  # an answer cap: whatever the context leaves after the prompt, the thinking and the forced strings
 Budget = int | str  # a thinking budget: an int, or "auto"
+PROTOCOLS: tuple[str, ...] = ("s1", "s1m")
 MinThinkingMode = Literal["suppress", "wait"]
 MIN_THINKING_MODES: tuple[str, ...] = ("suppress", "wait")
 
@@ -88,11 +90,16 @@ class BudgetPolicy:
     min_thinking_tokens: below it a natural end of thinking is suppressed ("suppress": the closer and
         stop tokens are masked) or turned into an ignore string ("wait").
     num_ignore: how many natural ends are replaced by an ignore string before the closer is allowed.
-    ignore_strings: the string(s) appended, cycling in order; None uses the format's default.
-    max_answer_tokens: sampled answer tokens before the answer is cut (finish reason "length").
+    ignore_strings: the string(s) appended, cycling in order; None uses the format's default. An empty
+        string appends nothing (s1's ablation): the end is dropped and the model goes on, which needs
+        `min_tokens_after_ignore` >= 1 so it does not stop again at once.
+    max_answer_tokens: sampled answer tokens before the answer is cut (finish reason "length"), or
+        "rest": whatever the context leaves (needs an integer thinking budget).
     min_tokens_after_ignore: sampled thinking tokens after each ignore string before thinking may end
         again (the s1 repo's `min_tokens=1` in every round after an ignore; 0: it may end at once).
     thinking / answer: sampling settings per phase; answer defaults to thinking's.
+    protocol: run a reference's own round loop instead of the default semantics: "s1" (the s1 repo's
+        lm-evaluation-harness fork) or "s1m" (S1-M's MathVista client); see `s1.forcing.protocols`.
     """
 
     max_thinking_tokens: int | Literal["auto"] = AUTO
@@ -100,10 +107,11 @@ class BudgetPolicy:
     min_thinking_mode: MinThinkingMode = "suppress"
     num_ignore: int = 0
     ignore_strings: tuple[str, ...] | None = None
-    max_answer_tokens: int = 1024
+    max_answer_tokens: int | Literal["rest"] = 1024
     min_tokens_after_ignore: int = 0
     thinking: SamplingSettings = field(default_factory=SamplingSettings)
     answer: SamplingSettings | None = None
+    protocol: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_thinking_tokens != AUTO:
@@ -124,18 +132,33 @@ class BudgetPolicy:
                 f"min_thinking_mode must be one of {', '.join(MIN_THINKING_MODES)}, got {self.min_thinking_mode!r}"
             )
         check_int("num_ignore", self.num_ignore, 0)
-        check_int("max_answer_tokens", self.max_answer_tokens, 1)
+        if self.max_answer_tokens == REST:
+            if self.max_thinking_tokens == AUTO and self.protocol != "s1":  # s1's auto has its own formula
+                raise PolicyError("max_answer_tokens='rest' needs an integer max_thinking_tokens ('auto' divides the "
+                                  "context between thinking and answer)")
+        else:
+            try:
+                check_int("max_answer_tokens", self.max_answer_tokens, 1)
+            except PolicyError:
+                raise PolicyError(f"max_answer_tokens must be an integer >= 1 or 'rest', got "
+                                  f"{self.max_answer_tokens!r}") from None
         check_int("min_tokens_after_ignore", self.min_tokens_after_ignore, 0)
+        if self.protocol is not None and self.protocol not in PROTOCOLS:
+            raise PolicyError(f"protocol must be one of {', '.join(PROTOCOLS)} (or None), got {self.protocol!r}")
         if self.ignore_strings is not None:
             if isinstance(self.ignore_strings, str):
                 object.__setattr__(self, "ignore_strings", (self.ignore_strings,))
             else:
                 object.__setattr__(self, "ignore_strings", tuple(self.ignore_strings))
             if not self.ignore_strings:
-                raise PolicyError("ignore_strings must hold at least one string (or be None for the default)")
+                raise PolicyError("ignore_strings must hold at least one string (or be None for the default); "
+                                  "[\"\"] ignores the end with no string")
             for s in self.ignore_strings:
-                if not isinstance(s, str) or not s:
-                    raise PolicyError(f"ignore_strings must be non-empty strings, got {s!r}")
+                if not isinstance(s, str):
+                    raise PolicyError(f"ignore_strings must be strings, got {s!r}")
+            if "" in self.ignore_strings and self.min_tokens_after_ignore < 1:
+                raise PolicyError("ignore_strings: an empty string needs min_tokens_after_ignore >= 1 (else the model "
+                                  "stops again at once, as s1's ablation prevents with min_tokens=1)")
         if not isinstance(self.thinking, SamplingSettings):
             raise PolicyError("thinking must be a SamplingSettings")
         if self.answer is not None and not isinstance(self.answer, SamplingSettings):
@@ -154,7 +177,11 @@ class BudgetPolicy:
             return int(self.max_thinking_tokens)
         if context_length is None:
             raise PolicyError("max_thinking_tokens='auto' needs the model's context length; give an integer")
-        budget = context_length - prompt_tokens - self.max_answer_tokens - reserve
+        if self.max_answer_tokens == REST:  # only s1's protocol allows it, and resolves its own auto first
+            raise PolicyError("max_thinking_tokens='auto' with max_answer_tokens='rest' must be resolved by the "
+                              "protocol (s1's formula) before a sequence starts")
+        answer = int(self.max_answer_tokens)
+        budget = context_length - prompt_tokens - answer - reserve
         if budget < self.min_thinking_tokens:
             raise PolicyError(
                 f"max_thinking_tokens='auto' leaves {budget} tokens (context {context_length} - prompt "

@@ -13,14 +13,14 @@ operations (`s1.forcing.text`) that the drivers answer from a tokenizer or a cod
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
-from s1.forcing.machine import ForcingMachine, Phase
+from s1.forcing.machine import REPICK, ForcingMachine, Phase
 from s1.forcing.policy import SamplingSettings
 from s1.forcing.sequence import Sequence
-from s1.forcing.text import AsyncTextOps, Decode, Encode, Op, TextOps, TextSteps, aanswer, answer
+from s1.forcing.text import Decode, Encode, Op, TextSteps
 from s1.records import FinishReason
 
 
@@ -132,7 +132,10 @@ def absorb(seq: Sequence, spec: RoundSpec, result: RoundResult) -> TextSteps[Non
             natural, stop = True, None
     ends = m.tokens.end_triggers if spec.phase is Phase.THINK else frozenset()
     for t in ids:
-        out.append(m.feed(t))
+        got = m.feed(t)
+        if got == REPICK:  # ignored with an empty string: the next round goes on with the ends masked
+            return
+        out.append(got)
         if m.done:
             return
         if t in ends:  # replaced by an ignore string, or closed
@@ -141,8 +144,10 @@ def absorb(seq: Sequence, spec: RoundSpec, result: RoundResult) -> TextSteps[Non
     if natural:
         if spec.phase is Phase.THINK:
             if stop is not None and stop in ends:
-                out.append(m.feed(stop))
-                out.extend(m.take_forced())
+                got = m.feed(stop)
+                if got != REPICK:
+                    out.append(got)
+                    out.extend(m.take_forced())
             else:
                 out.extend(m.end_thinking())
         elif stop is not None and stop in m.tokens.answer_stops:
@@ -173,45 +178,3 @@ def split_at_text(ids: list[int], char_index: int) -> TextSteps[tuple[list[int],
     prefix = yield Decode(tuple(ids[:lo]))
     full = yield Decode(tuple(ids))
     return ids[:lo], full[len(prefix):char_index]
-
-
-Engine = Callable[[list[tuple[Sequence, RoundSpec]]], list[RoundResult]]
-
-
-def run_rounds(seqs: list[Sequence], stops: RoundStops, engine: Engine, ops: TextOps) -> None:
-    """Drive every sequence's rounds to the end: each `engine` call runs one round of every sequence
-    still going (a batch), text operations are answered by `ops` in between."""
-    waiting = []
-    for s in seqs:
-        loop = rounds(s, stops)
-        if spec := _advance(loop, None, ops):
-            waiting.append((s, loop, spec))
-    while waiting:
-        results = engine([(s, spec) for s, _, spec in waiting])
-        waiting = [(s, loop, spec) for (s, loop, _), r in zip(waiting, results, strict=True)
-                   if (spec := _advance(loop, r, ops))]
-
-
-def _advance(loop: Rounds, value: Any, ops: TextOps) -> RoundSpec | None:
-    """Run `loop` on to its next round (answering text operations), or to its end (None)."""
-    try:
-        item = loop.send(value)
-        while not isinstance(item, RoundSpec):
-            item = loop.send(answer(item, ops))
-        return item
-    except StopIteration:
-        return None
-
-
-async def arun_rounds(seq: Sequence, stops: RoundStops, engine: Callable[[Sequence, RoundSpec], Awaitable[RoundResult]],
-                      ops: AsyncTextOps) -> None:
-    """Drive one sequence's rounds to the end, awaiting each round on `engine` and each text operation
-    on `ops` (the HTTP client: one sample's rounds follow each other, samples run concurrently)."""
-    loop = rounds(seq, stops)
-    value: Any = None
-    while True:
-        try:
-            item = loop.send(value)
-        except StopIteration:
-            return
-        value = await engine(seq, item) if isinstance(item, RoundSpec) else await aanswer(item, ops)

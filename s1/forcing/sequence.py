@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from s1.forcing.formats import ReasoningFormat
-from s1.forcing.machine import ForcingMachine, ForcingTokens
-from s1.forcing.policy import BudgetPolicy, PolicyError
+from s1.forcing.machine import REPICK, ForcingMachine, ForcingTokens
+from s1.forcing.policy import REST, BudgetPolicy, PolicyError
 from s1.forcing.request import Request
 from s1.forcing.text import NO_TOKEN, Decode, Encode, RenderChat, TextSteps
 from s1.records import FinishReason, Generation, Kind, Segment
@@ -29,20 +29,37 @@ def thinking_budget(policy: BudgetPolicy, tokens: ForcingTokens, context_length:
     return policy.resolve_thinking_budget(context_length, prompt_tokens, tokens.forced_reserve(policy))
 
 
-def engine_limit(policy: BudgetPolicy, tokens: ForcingTokens, budget: int) -> int:
+def answer_cap(policy: BudgetPolicy, tokens: ForcingTokens, context_length: int | None, prompt_tokens: int,
+               budget: int) -> int:
+    """The answer's cap in tokens: the policy's, or with "rest" what the context leaves after the prompt, the
+    thinking budget and the forced strings."""
+    if policy.max_answer_tokens != REST:
+        return int(policy.max_answer_tokens)
+    if context_length is None:
+        raise PolicyError("max_answer_tokens='rest' needs the model's context length; give an integer")
+    rest = context_length - prompt_tokens - budget - tokens.forced_reserve(policy)
+    if rest < 1:
+        raise PolicyError(f"max_answer_tokens='rest' leaves no room: prompt ({prompt_tokens} tokens) + "
+                          f"max_thinking_tokens ({budget}) + forced ({tokens.forced_reserve(policy)}) fill the "
+                          f"context ({context_length})")
+    return rest
+
+
+def engine_limit(policy: BudgetPolicy, tokens: ForcingTokens, budget: int, answer: int) -> int:
     """Most tokens one generation may emit: thinking, every forced string, the answer and its stop.
     A single pass sizes its engine call to it; rounds stop there (a run-away is recorded, not looped)."""
-    return budget + tokens.forced_reserve(policy) + policy.max_answer_tokens + 1
+    return budget + tokens.forced_reserve(policy) + answer + 1
 
 
 def check_fits(policy: BudgetPolicy, tokens: ForcingTokens, context_length: int | None, prompt_tokens: int,
-               budget: int) -> None:
+               budget: int, answer: int | None = None) -> None:
     """Refuse a generation that cannot fit the model's context, naming every part and the flag to change."""
     reserve = tokens.forced_reserve(policy)
-    if context_length and prompt_tokens + budget + reserve + policy.max_answer_tokens > context_length:
+    answer = answer_cap(policy, tokens, context_length, prompt_tokens, budget) if answer is None else answer
+    if context_length and prompt_tokens + budget + reserve + answer > context_length:
         raise PolicyError(
             f"prompt ({prompt_tokens} tokens) + max_thinking_tokens ({budget}) + max_answer_tokens "
-            f"({policy.max_answer_tokens}) + forced ({reserve}) exceeds the context length ({context_length}); "
+            f"({answer}) + forced ({reserve}) exceeds the context length ({context_length}); "
             "lower max_thinking_tokens (or use 'auto') or max_answer_tokens"
         )
 
@@ -86,10 +103,11 @@ def open_sequence(request: Request, policy: BudgetPolicy, tokens: ForcingTokens,
     (naming the numbers) when it cannot run; callers record that as the request's failed record."""
     n = len(prompt_ids) if prompt_tokens is None else prompt_tokens
     budget = thinking_budget(policy, tokens, context_length, n)
-    check_fits(policy, tokens, context_length, n, budget)
+    answer = answer_cap(policy, tokens, context_length, n, budget)
+    check_fits(policy, tokens, context_length, n, budget, answer)
     return kind(request=request, policy=policy, prompt=prompt, prompt_ids=prompt_ids, prompt_tokens=n,
-                machine=ForcingMachine.for_policy(policy, tokens, budget), budget=budget,
-                limit=engine_limit(policy, tokens, budget), **extra)
+                machine=ForcingMachine.for_policy(policy, tokens, budget, answer), budget=budget,
+                limit=engine_limit(policy, tokens, budget, answer), **extra)
 
 
 def text_prompt(request: Request, fmt: ReasoningFormat) -> TextSteps[tuple[str, list[int]]]:
@@ -151,6 +169,8 @@ def replay(machine: ForcingMachine, ids: list[int], replaced: Collection[int] = 
             break
         if pos in replaced:
             got = machine.feed(machine.tokens.end_token)
+            if got == REPICK:  # an end ignored with an empty string: the engine picked again
+                got = machine.feed(token)
         else:
             forced = machine.forced()
             got = machine.feed(token if forced is None else forced)
@@ -166,9 +186,10 @@ def rebuild(request: Request, policy: BudgetPolicy, tokens: ForcingTokens, budge
     """A finished sequence rebuilt from the tokens an engine produced elsewhere (a server that cannot
     report its machine's state) and the positions where a natural end was replaced; `record` then
     builds its `Generation`. Raises when the ids cannot be what `policy` makes (never a guess)."""
-    machine = ForcingMachine.for_policy(policy, tokens, budget)
+    answer = int(policy.max_answer_tokens) if policy.max_answer_tokens != REST else len(ids)
+    machine = ForcingMachine.for_policy(policy, tokens, budget, answer)
     seq = Sequence(request=request, policy=policy, prompt=prompt, prompt_ids=prompt_ids, prompt_tokens=len(prompt_ids),
-                   machine=machine, budget=budget, limit=engine_limit(policy, tokens, budget))
+                   machine=machine, budget=budget, limit=engine_limit(policy, tokens, budget, answer))
     seq.emitted = replay(machine, ids, replaced)
     if not machine.done:
         machine.finish(FinishReason.LENGTH)

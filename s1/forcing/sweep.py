@@ -18,7 +18,7 @@ from typing import Protocol
 from s1.forcing.machine import ForcingMachine, ForcingTokens
 from s1.forcing.policy import AUTO, BudgetPolicy, PolicyError
 from s1.forcing.request import Branch, Request
-from s1.forcing.sequence import failed_record
+from s1.forcing.sequence import answer_cap, failed_record
 from s1.records import Generation, Kind
 
 SWEPT_FIELDS = ("max_thinking_tokens", "num_ignore")
@@ -29,6 +29,7 @@ class BranchingBackend(Protocol):
 
     name: str
     batch_size: int
+    context_length: int | None
 
     def generate(self, requests: list[Request], policy: BudgetPolicy | None = None) -> list[Generation]: ...
 
@@ -55,6 +56,14 @@ class SweepResult:
     think_seconds: float
     branch_seconds: float
     branches: int
+
+
+def shares_thinking(settings: list[BudgetPolicy]) -> bool:
+    """Whether a sweep can think once and branch: under the default semantics a smaller setting's thinking
+    is a prefix of a larger one's. A protocol's own rounds (which generate past a cut) and an ignore with
+    an empty string (which leaves no token to branch at) do not keep that promise; those settings run
+    one by one."""
+    return all(p.protocol is None and "" not in (p.ignore_strings or ()) for p in settings)
 
 
 def longest_setting(settings: list[BudgetPolicy]) -> BudgetPolicy:
@@ -112,13 +121,16 @@ def divergence(ids: list[int], kinds: list[Kind], machine: ForcingMachine) -> li
     return None
 
 
-def run_sweep(backend: BranchingBackend, requests: list[Request], settings: list[BudgetPolicy]) -> SweepResult:
+def run_sweep(backend: BranchingBackend, requests: list[Request], settings: list[BudgetPolicy],
+              labels: list[str] | None = None) -> SweepResult:
     """Generate every request under every setting, thinking once per request.
 
-    Records carry each setting's own label; a request that fails in the longest run fails in every
-    setting (recorded, never dropped). Requests go through in chunks of the backend's batch size; a
-    backend that can keep a batch's KV cache (`retain_prefixes`) branches its answers from it.
+    Records carry each setting's own label (`labels`, when a setting was resolved from another, e.g. s1's
+    `auto`); a request that fails in the longest run fails in every setting (recorded, never dropped).
+    Requests go through in chunks of the backend's batch size; a backend that can keep a batch's KV cache
+    (`retain_prefixes`) branches its answers from it.
     """
+    labels = labels or [p.label() for p in settings]
     longest = longest_setting(settings)
     step = max(1, backend.batch_size)
     ordered: list[Generation] = []
@@ -126,6 +138,13 @@ def run_sweep(backend: BranchingBackend, requests: list[Request], settings: list
     n_branches = 0
     for start in range(0, len(requests), step):
         chunk = requests[start : start + step]
+        if not shares_thinking(settings):  # each setting on its own
+            began = time.perf_counter()
+            per_setting = [backend.generate([replace(r, policy=None, setting=label) for r in chunk], policy)
+                           for policy, label in zip(settings, labels, strict=True)]
+            think_seconds += time.perf_counter() - began
+            ordered += [per_setting[j][i] for i in range(len(chunk)) for j in range(len(settings))]
+            continue
         with backend.retain_prefixes():
             began = time.perf_counter()
             long_gens = backend.generate([replace(r, policy=None, setting="") for r in chunk], longest)
@@ -159,7 +178,13 @@ def _plan_branches(backend: BranchingBackend, requests: list[Request], long_gens
             except PolicyError as exc:
                 by_slot[i, j] = failed_record(req, policy, str(exc), gen.backend, gen.prompt)
                 continue
-            machine = ForcingMachine.for_policy(policy, backend.forcing_tokens(policy), budget)
+            tokens = backend.forcing_tokens(policy)
+            try:
+                answer = answer_cap(policy, tokens, backend.context_length, gen.prompt_tokens, budget)
+            except PolicyError as exc:
+                by_slot[i, j] = failed_record(req, policy, str(exc), gen.backend, gen.prompt)
+                continue
+            machine = ForcingMachine.for_policy(policy, tokens, budget, answer)
             emitted = divergence(gen.token_ids, kinds, machine)
             if emitted is None:
                 by_slot[i, j] = relabel(gen, policy, thinking_budget=budget)

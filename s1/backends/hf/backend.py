@@ -31,11 +31,12 @@ from s1.backends.hf.prefix_cache import RetainedRow, prefixed_batch, reusable
 from s1.backends.hf.processors import ForcingLogitsProcessor, HFSequence, RoundLogitsProcessor
 from s1.backends.images import load_image
 from s1.backends.sampling import RowSampler
+from s1.forcing.drive import run_rounds
 from s1.forcing.formats import ReasoningFormat
 from s1.forcing.machine import Phase
 from s1.forcing.policy import BudgetPolicy
 from s1.forcing.request import Branch, Request
-from s1.forcing.rounds import RoundResult, RoundSpec, run_rounds
+from s1.forcing.rounds import RoundResult, RoundSpec
 from s1.forcing.sequence import Sequence
 from s1.records import FinishReason, Generation
 
@@ -76,13 +77,14 @@ class HFBackend(EngineBackend):
         self.answer_batch_size = answer_batch_size or 4 * batch_size
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else min(self.binding.eos_ids)
-        self._stop_criteria: StopStringCriteria | None = None
+        self._stop_criteria: dict[tuple[str, ...], StopStringCriteria] = {}
         self.reused_cache_tokens = 0  # prefill tokens saved by KV-cache reuse (rounds and branches)
         self._retained: dict[tuple[str, int], RetainedRow] | None = None
 
     @classmethod
     def from_pretrained(cls, model: str, *, gguf_file: str | None = None, device: str = "auto",
-                        dtype: str = "auto", trust_remote_code: bool = False, **kwargs: Any) -> HFBackend:
+                        dtype: str = "auto", trust_remote_code: bool = False, tokenizer: str | None = None,
+                        **kwargs: Any) -> HFBackend:
         from s1.backends.images import is_vision_model, load_vision_model
         from s1.backends.loading import load_hf
 
@@ -90,7 +92,7 @@ class HFBackend(EngineBackend):
             m, tok = load_vision_model(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
         else:
             m, tok = load_hf(model, gguf_file=gguf_file, device=device, dtype=dtype,
-                             trust_remote_code=trust_remote_code)
+                             trust_remote_code=trust_remote_code, tokenizer=tokenizer)
         return cls(m, tok, **kwargs)
 
     @property
@@ -138,14 +140,14 @@ class HFBackend(EngineBackend):
         return {"think_sampler": RowSampler(policy.thinking, req.sample_index),
                 "answer_sampler": RowSampler(policy.answer_sampling, req.sample_index)}
 
-    def _render_images(self, req: Request) -> Rendered:
+    def _render_images(self, req: Request, fmt: ReasoningFormat) -> Rendered:
         """An image prompt through the processor: its chat template (image placeholders before the text),
         then its image processing, which expands each placeholder to the image's token count."""
         if self.processor is None:
             raise ValueError(f"request {req.id!r} has images, but this backend has no processor: load a "
                              "vision-language model (e.g. Qwen2-VL) or pass HFBackend(model, processor)")
         images = [load_image(src, f"request {req.id!r}: image {k}") for k, src in enumerate(req.image_sources())]
-        prompt = self.format.ensure_open(self.processor.apply_chat_template(
+        prompt = fmt.ensure_open(self.processor.apply_chat_template(
             req.chat(), tokenize=False, add_generation_prompt=True))
         enc = self.processor(text=[prompt], images=images, return_tensors="pt")
         prompt_ids = enc["input_ids"][0].tolist()
@@ -176,7 +178,7 @@ class HFBackend(EngineBackend):
         return ids.to(self.device), mask.to(self.device)
 
     def _run(self, seqs: list[HFSequence], processor: LogitsProcessor, max_new: int, eos: set[int],
-             stop_strings: bool = False, retain: bool = False) -> list[list[int]]:
+             stop_strings: tuple[str, ...] = (), retain: bool = False) -> list[list[int]]:
         """One `generate` call over the sequences' left-padded contexts; returns each row's new tokens.
 
         A round of one sequence continues from that sequence's KV cache (cropped to the prefix it shares
@@ -197,9 +199,9 @@ class HFBackend(EngineBackend):
             temperature=None, top_p=None, top_k=None, return_dict_in_generate=owner is not None or retain,
         )
         if stop_strings:
-            if self._stop_criteria is None:  # its vocabulary tables are costly: build them once
-                self._stop_criteria = StopStringCriteria(self.tokenizer, list(self.binding.stop_strings))
-            kwargs["stopping_criteria"] = StoppingCriteriaList([self._stop_criteria])
+            if stop_strings not in self._stop_criteria:  # its vocabulary tables are costly: build them once
+                self._stop_criteria[stop_strings] = StopStringCriteria(self.tokenizer, list(stop_strings))
+            kwargs["stopping_criteria"] = StoppingCriteriaList([self._stop_criteria[stop_strings]])
         if owner is not None and owner.cache is not None:
             keep = min(_common_prefix(owner.cache_ids, contexts[0]), len(contexts[0]) - 1)
             drop = owner.cache.get_seq_length() - keep
@@ -256,8 +258,8 @@ class HFBackend(EngineBackend):
             [spec.ban for spec in specs], [spec.quota for spec in specs], end, self.vocab_limit,
             [spec.min_tokens for spec in specs], _histories(seqs))
         stops = set().union(*(spec.stop_ids for spec in specs)) | {end}
-        return self._run(seqs, proc, max(spec.quota for spec in specs), stops,
-                         stop_strings=phase is Phase.THINK and bool(self.binding.stop_strings))
+        strings = tuple(dict.fromkeys(x for spec in specs for x in spec.stop_strings))
+        return self._run(seqs, proc, max(spec.quota for spec in specs), stops, stop_strings=strings)
 
 
 class _BranchAnswers:

@@ -14,7 +14,7 @@ import torch
 from transformers import LogitsProcessor
 
 from s1.backends.sampling import History, RowSampler, pick_rows
-from s1.forcing.machine import Phase
+from s1.forcing.machine import REPICK, Phase
 from s1.forcing.sequence import Sequence
 
 
@@ -57,14 +57,23 @@ class ForcingLogitsProcessor(LogitsProcessor):
                 free.append(i)
             else:
                 chosen[i] = seq.machine.feed(token)
-        if free:
+        # a row whose end is ignored with an empty string (REPICK) picks again from the raw logits, ends masked
+        raw = scores.clone() if free and any(() in self.seqs[i].machine.tokens.ignores for i in free) else None
+        logits = scores  # the first pass may mask it in place; a second one starts from the raw logits again
+        while free:
             samplers = [self.seqs[i].sampler for i in free]
             banned = [self.seqs[i].machine.banned() for i in free]
             history = [(self.seqs[i].context, len(self.seqs[i].emitted)) for i in free] \
                 if any(s.settings.penalized for s in samplers) else None
-            proposals = pick_rows(scores, free, samplers, banned, self.vocab_limit, history)
+            proposals = pick_rows(logits, free, samplers, banned, self.vocab_limit, history)
+            again = []
             for i, token in zip(free, proposals, strict=True):
                 chosen[i] = self.seqs[i].machine.feed(token)
+                if chosen[i] == REPICK:
+                    again.append(i)
+            free = again
+            if free and raw is not None:
+                logits = raw.clone()
         for i, token in enumerate(chosen):
             if len(self.seqs[i].machine.kinds) > len(self.seqs[i].emitted):
                 self.seqs[i].emitted.append(token)

@@ -38,11 +38,12 @@ from s1.backends.base import Backend
 from s1.backends.openai.client import JSONClient, RetryPolicy, UpstreamError
 from s1.backends.openai.codec import Codec, LocalCodec, ServerCodec, UsageCodec
 from s1.backends.openai.images import has_images, inline_images
+from s1.forcing.drive import arun_rounds
 from s1.forcing.formats import PRESETS, ReasoningFormat, get_format
 from s1.forcing.machine import ForcingTokens, Phase
 from s1.forcing.policy import BudgetPolicy, PolicyError
 from s1.forcing.request import Branch, Request
-from s1.forcing.rounds import RoundResult, RoundSpec, RoundStops, arun_rounds
+from s1.forcing.rounds import RoundResult, RoundSpec, RoundStops
 from s1.forcing.sequence import Sequence, failed_record, open_sequence, record
 from s1.forcing.text import NO_TOKEN, arun
 from s1.records import Generation
@@ -266,6 +267,10 @@ class OpenAIBackend(Backend):
     def generate(self, requests: list[Request], policy: BudgetPolicy | None = None) -> list[Generation]:
         """Generate every request; a sample that cannot run or whose calls fail is a failed record."""
         policy = policy or BudgetPolicy()
+        try:
+            policy = self.resolve_protocol([r for r in requests if r.policy is None], policy)
+        except PolicyError as exc:
+            return [failed_record(r, r.policy or policy, str(exc), self._label()) for r in requests]
         return self._loop.run(self._gather([self._sample(r, r.policy or policy) for r in requests]))
 
     def continue_answers(self, branches: list[Branch]) -> list[Generation]:
@@ -275,16 +280,24 @@ class OpenAIBackend(Backend):
     def forcing_tokens(self, policy: BudgetPolicy) -> ForcingTokens:
         return self._loop.run(self._tokens(policy))
 
-    def prompt_tokens(self, requests: list[Request]) -> list[int | None]:
-        return self._loop.run(self._gather([self._prompt_tokens(r) for r in requests]))  # type: ignore[arg-type]
+    def encode(self, text: str) -> list[int]:
+        async def ids() -> list[int]:
+            await self._setup()
+            return await self.codec.encode(text)
 
-    async def _prompt_tokens(self, req: Request) -> int | None:
+        return self._loop.run(ids())
+
+    def prompt_tokens(self, requests: list[Request], policy: BudgetPolicy | None = None) -> list[int | None]:
+        fmt = self.format_of(policy) if policy else self.format
+        return self._loop.run(self._gather([self._prompt_tokens(r, fmt) for r in requests]))  # type: ignore[arg-type]
+
+    async def _prompt_tokens(self, req: Request, fmt: ReasoningFormat) -> int | None:
         await self._setup()
         if not self.codec.exact or req.image_sources():
             return None
         if req.messages is None:
-            return len(await self.codec.encode(self.format.ensure_open(req.prompt or ""), special=True))
-        text = await self.codec.render(self.format, req.chat() or [])
+            return len(await self.codec.encode(fmt.ensure_open(req.prompt or ""), special=True))
+        text = await self.codec.render(fmt, req.chat() or [])
         return None if text is None else len(await self.codec.encode(text))
 
     def close(self) -> None:
@@ -302,7 +315,7 @@ class OpenAIBackend(Backend):
 
     async def _tokens(self, policy: BudgetPolicy) -> ForcingTokens:
         await self._setup()
-        return await self.codec.forcing_tokens(self.format, policy)
+        return await self.codec.forcing_tokens(self.format_of(policy), policy)
 
     async def _sample(self, req: Request, policy: BudgetPolicy, branch: Branch | None = None) -> Generation:
         started = time.perf_counter()
@@ -314,7 +327,7 @@ class OpenAIBackend(Backend):
             if branch is not None:
                 s.machine, s.emitted = branch.machine, list(branch.emitted)
             await arun_rounds(s, self._stops, self._round, self.codec)
-            return await arun(record(s, self.format, self._label(s.api)), self.codec)
+            return await arun(record(s, self.format_of(policy), self._label(s.api)), self.codec)
         except (UpstreamError, PolicyError, ValueError) as exc:
             error = str(exc)
         except Exception as exc:  # noqa: BLE001 - one sample's failure is recorded; the run goes on
@@ -327,7 +340,7 @@ class OpenAIBackend(Backend):
     async def _start(self, req: Request, policy: BudgetPolicy) -> HTTPSequence:
         """Render the prompt (choosing the API that can take it) and open the sequence."""
         tokens = await self._tokens(policy)
-        fmt, codec = self.format, self.codec
+        fmt, codec = self.format_of(policy), self.codec
         text: str | None
         ids: list[int] | None = None
         messages: list[dict[str, Any]] | None = None
@@ -375,6 +388,12 @@ class OpenAIBackend(Backend):
                                 "top_p": sampling.top_p}
         if spec.stop_strings:
             body["stop"] = list(spec.stop_strings)
+        if sampling.presence_penalty:
+            body["presence_penalty"] = sampling.presence_penalty
+        if sampling.frequency_penalty:
+            body["frequency_penalty"] = sampling.frequency_penalty
+        if sampling.repetition_penalty != 1.0:  # vLLM's (and s1 serve's) extension, transformers' formula
+            body["repetition_penalty"] = sampling.repetition_penalty
         if sampling.seed is not None:  # one reproducible stream per (seed, sample, round)
             body["seed"] = (sampling.seed * 1_000_003 + s.request.sample_index * 1009 + spec.round + 1) % (2**31 - 1)
         if spec.ban and spec.min_tokens >= spec.quota:  # no end of thinking for the whole round
@@ -395,7 +414,8 @@ class OpenAIBackend(Backend):
                 body["prompt"] = s.prompt + await self.codec.decode(so_far)
             data = await self.client.post("/completions", body)
         else:
-            content = self.format.think_open + await self.codec.decode(so_far)
+            fmt = self.format_of(s.policy)
+            content = (fmt.think_open if fmt.open_in_prompt else "") + await self.codec.decode(so_far)
             body.update(messages=[*(s.messages or []), {"role": "assistant", "content": content}],
                         continue_final_message=True, add_generation_prompt=False)
             data = await self.client.post("/chat/completions", body)

@@ -176,6 +176,8 @@ class UsageCodec:
         return [self.piece(text if i == count - 1 else "") for i in range(count)]
 
     async def encode(self, text: str, special: bool = False) -> list[int]:
+        if not text:
+            return []
         if text not in self._by_text:  # forced strings recur: one id each
             self._by_text[text] = self.piece(text)
         return [self._by_text[text]]
@@ -193,7 +195,7 @@ class UsageCodec:
         return ForcingTokens(
             end_triggers=frozenset({NO_TOKEN}), closer=(enc(fmt.think_close),), cap_newline=(enc(fmt.cap),),
             cap_plain=(enc(fmt.cap_text("\n")),),
-            ignores=tuple((enc(s),) for s in policy.ignore_strings or fmt.ignore_strings),  # type: ignore[misc]
+            ignores=tuple((enc(s),) if s else () for s in policy.ignore_strings or fmt.ignore_strings),  # type: ignore[misc]
             answer_stops=frozenset({NO_TOKEN}), end_token=NO_TOKEN,
             newline_tokens=NewlineIds(self.texts),  # type: ignore[arg-type]
             opener_ends_newline=fmt.think_open.endswith("\n"),

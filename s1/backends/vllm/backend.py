@@ -27,10 +27,11 @@ from s1.backends.sampling import stream_seed
 from s1.backends.vllm.processor import EXTENSION_FQCN, PROCESSOR_FQCN
 from s1.backends.vllm.wire import FORCING_KEY, MASK_KEY, ForcingSpec, tokens_args
 from s1.forcing.binding import MODES, encode
+from s1.forcing.drive import run_rounds
 from s1.forcing.formats import ReasoningFormat
 from s1.forcing.machine import Phase
 from s1.forcing.request import Branch, Request
-from s1.forcing.rounds import RoundResult, RoundSpec, run_rounds
+from s1.forcing.rounds import RoundResult, RoundSpec
 from s1.forcing.sequence import Sequence, replay
 from s1.records import FinishReason, Generation
 
@@ -122,7 +123,7 @@ class VLLMBackend(EngineBackend):
     @classmethod
     def from_pretrained(cls, model: str, *, format: str | ReasoningFormat = "auto", mode: str = "auto",
                         batch_size: int = 256, device: str = "auto", gguf_file: str | None = None,
-                        **options: Any) -> VLLMBackend:
+                        tokenizer: str | None = None, **options: Any) -> VLLMBackend:
         """Start an engine on `model` (a Hub id or local directory); `options` go to `engine_options`.
         vLLM runs on the platform it was built for, so `device` must stay "auto"."""
         if device != "auto":
@@ -130,7 +131,7 @@ class VLLMBackend(EngineBackend):
                              f"for), got {device!r}")
         if gguf_file is not None:
             raise ValueError("gguf_file is not supported by the s1 vLLM backend; pass a model directory or Hub id")
-        llm = make_llm(model, **engine_options(**options))
+        llm = make_llm(model, **engine_options(**options), **({"tokenizer": tokenizer} if tokenizer else {}))
         return cls(llm, format=format, mode=mode, batch_size=batch_size)
 
     # -- the contract --------------------------------------------------------------------------------
@@ -145,11 +146,11 @@ class VLLMBackend(EngineBackend):
         return [r for r in results if r is not None]
 
     # -- sequences -----------------------------------------------------------------------------------
-    def _render_images(self, req: Request) -> Rendered:
+    def _render_images(self, req: Request, fmt: ReasoningFormat) -> Rendered:
         """vLLM expands each image placeholder itself, so the prompt ids hold one placeholder per image and
         the prompt tokens exclude the image tokens (never thinking either way)."""
         images = [load_image(src, f"request {req.id!r}: image {k}") for k, src in enumerate(req.image_sources())]
-        prompt = self.format.ensure_open(self._chat_template_owner().apply_chat_template(
+        prompt = fmt.ensure_open(self._chat_template_owner().apply_chat_template(
             req.chat(), tokenize=False, add_generation_prompt=True))
         return Rendered(prompt, list(encode(self.tokenizer, prompt)), {"images": images})
 

@@ -31,7 +31,7 @@ from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor, MoveDi
 
 from s1.backends.sampling import RowSampler
 from s1.backends.vllm.wire import FORCING_KEY, MASK_KEY, ForcingSpec
-from s1.forcing.machine import ForcingMachine, MachineState, Phase
+from s1.forcing.machine import REPICK, ForcingMachine, MachineState, Phase
 
 PROCESSOR_FQCN = "s1.backends.vllm.processor:BudgetForcingLogitsProcessor"
 EXTENSION_FQCN = "s1.backends.vllm.processor.ForcingWorkerExtension"
@@ -116,7 +116,8 @@ class _Row:
         got = self.machine.feed(token)
         if got != token:
             self.replaced.add(self.fed)
-        self.fed += 1
+        if got != REPICK:  # an end ignored with an empty string is picked again at the same position
+            self.fed += 1
         return got
 
     def history(self) -> tuple[list[int], int]:
@@ -297,10 +298,10 @@ class BudgetForcingLogitsProcessor(LogitsProcessor):
             quiet = fast & ~events
             self.free[:batch][quiet] -= 1
         for i in slow_idx:
-            chosen[i] = self._step(int(i), int(chosen[i]))
+            chosen[i] = self._step(int(i), int(chosen[i]), logits)
         for i in np.flatnonzero(events):
             token = self.rows[i].begin(logits.device)
-            chosen[i] = self._step(int(i), int(chosen[i]) if token is None else token)
+            chosen[i] = self._step(int(i), int(chosen[i]) if token is None else token, logits)
 
         picks = torch.from_numpy(chosen.astype(np.int64)).to(logits.device)
         if everyone:
@@ -312,14 +313,20 @@ class BudgetForcingLogitsProcessor(LogitsProcessor):
             logits[rows_dev, picks[rows_dev]] = 0.0
         return logits
 
-    def _step(self, i: int, token: int) -> int:
+    def _step(self, i: int, token: int, logits: torch.Tensor) -> int:
         """Feed row `i`'s token to its machine and decide whether the next step may be vectorised."""
         row = self.rows[i]
         got = row.commit(token)
+        if got == REPICK:  # the end was ignored with an empty string: pick again with the ends masked
+            scores = logits[i]
+            scores[list(row.machine.banned())] = NEG_INF
+            pick = row.sampler.pick(scores) if not row.sampler.settings.greedy else int(scores.argmax())
+            got = row.commit(pick)
         self.pending.add(i)
         m = row.machine
-        if m.done or m.peek() is not None or m.tokens.end_triggers != self.ban_set or row.penalized:
-            self.slow[i] = True  # penalties read the row's tokens: such rows are never vectorised
+        if (m.done or m.peek() is not None or m.tokens.end_triggers != self.ban_set or row.penalized
+                or () in m.tokens.ignores):
+            self.slow[i] = True  # penalties read the row's tokens; an empty ignore may repick: never vectorised
             return got
         self.slow[i] = False
         if m.phase is Phase.THINK:
